@@ -1,0 +1,91 @@
+//! The web app: axum routes over the store, pages rendered on the server with plotters SVG.
+//!
+//! `app(state)` builds the whole router, so every route is testable in-process with
+//! `tower::ServiceExt::oneshot`. Handlers only read through the store's role traits; they never
+//! see SQL or InfluxQL.
+//!
+//! First cut: the overview page (devices, latest values, a chart of the last hour per point),
+//! `/api/health` and `/api/devices`. Logins, roles, alerts, risk and plan pages come with the
+//! dashboard issue.
+
+mod chart;
+mod error;
+mod html;
+mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use model::{DeviceConfig, DeviceId, PointName};
+use store::Store;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use error::AppError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Engineering units by point, when the device map is known (from a collector config).
+    pub units: Arc<HashMap<(DeviceId, PointName), String>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        AppState {
+            store,
+            units: Arc::default(),
+        }
+    }
+
+    /// Learns point units from a device map.
+    pub fn with_units(mut self, devices: &[DeviceConfig]) -> Self {
+        let units = devices
+            .iter()
+            .flat_map(|d| {
+                d.points
+                    .iter()
+                    .map(move |p| ((d.name.clone(), p.name.clone()), p.unit.clone()))
+            })
+            .filter(|(_, u)| !u.is_empty())
+            .collect();
+        self.units = Arc::new(units);
+        self
+    }
+
+    fn unit(&self, device: &DeviceId, point: &PointName) -> &str {
+        self.units
+            .get(&(device.clone(), point.clone()))
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// The router with every route.
+pub fn app(state: AppState) -> Router {
+    routes::router().with_state(state)
+}
+
+/// Serves the app on `listener` until `cancel` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    info!(%addr, store = %state.store.describe(), "dashboard listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}

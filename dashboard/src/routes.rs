@@ -1,0 +1,180 @@
+//! Routes: the overview page and the JSON API.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use chrono::{Duration, Utc};
+use model::{Quality, Reading, Value};
+use serde::Serialize;
+use store::WindowQuery;
+
+use crate::chart::{self, jst};
+use crate::html::{escape, page};
+use crate::{AppError, AppState};
+
+/// Width and height of the overview's point charts, in pixels.
+const CHART_SIZE: (u32, u32) = (560, 170);
+/// About two windows per horizontal pixel column of the plot area would be the ideal for
+/// min-max lines; one per two pixels is plenty for an hour of 1 s data.
+const OVERVIEW_WINDOWS: i64 = 240;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/api/health", get(health))
+        .route("/api/devices", get(devices))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    store: StoreHealth,
+}
+
+#[derive(Serialize)]
+struct StoreHealth {
+    backend: String,
+    reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let result = state.store.health().await;
+    let reachable = result.is_ok();
+    let body = Health {
+        status: if reachable { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        store: StoreHealth {
+            backend: state.store.describe(),
+            reachable,
+            error: result.err().map(|e| e.to_string()),
+        },
+    };
+    let status = if reachable {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+#[derive(Serialize)]
+struct DeviceJson {
+    name: String,
+    points: Vec<PointJson>,
+}
+
+#[derive(Serialize)]
+struct PointJson {
+    name: String,
+    value: Value,
+    unit: String,
+    time: chrono::DateTime<Utc>,
+    age_s: f64,
+    quality: Quality,
+}
+
+/// Latest readings grouped by device, in name order.
+fn by_device(latest: Vec<Reading>) -> BTreeMap<String, Vec<Reading>> {
+    let mut map: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
+    for r in latest {
+        map.entry(r.device.to_string()).or_default().push(r);
+    }
+    map
+}
+
+async fn devices(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+    let now = Utc::now();
+    let devices: Vec<DeviceJson> = by_device(state.store.latest().await?)
+        .into_iter()
+        .map(|(name, readings)| DeviceJson {
+            name,
+            points: readings
+                .into_iter()
+                .map(|r| PointJson {
+                    unit: state.unit(&r.device, &r.point).to_owned(),
+                    name: r.point.to_string(),
+                    age_s: (now - r.time).num_milliseconds() as f64 / 1000.0,
+                    time: r.time,
+                    value: r.value,
+                    quality: r.quality,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "devices": devices })))
+}
+
+fn format_value(v: &Value) -> String {
+    match v {
+        Value::Number(x) if x.abs() >= 1000.0 => format!("{x:.0}"),
+        Value::Number(x) if x.abs() >= 10.0 => format!("{x:.1}"),
+        Value::Number(x) => format!("{x:.2}"),
+        Value::Text(t) => escape(t),
+        Value::Absent => "—".to_owned(),
+    }
+}
+
+async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+    let now = Utc::now();
+    let from = now - Duration::hours(1);
+    let window_ms = Duration::hours(1).num_milliseconds() / OVERVIEW_WINDOWS;
+    let groups = by_device(state.store.latest().await?);
+    let mut body = String::new();
+    if groups.is_empty() {
+        body.push_str("<p>No readings yet. Start the collector (<code>mizumori collect</code>) or the demo.</p>");
+    }
+    for (device, readings) in &groups {
+        let _ = write!(
+            body,
+            "<section class=\"device\" id=\"{device}\"><h2>{device}</h2>"
+        );
+        for r in readings {
+            let windows = match r.value {
+                Value::Number(_) | Value::Absent => {
+                    state
+                        .store
+                        .aggregate(&WindowQuery {
+                            device: r.device.clone(),
+                            point: r.point.clone(),
+                            from,
+                            to: now,
+                            window_ms,
+                        })
+                        .await?
+                }
+                Value::Text(_) => Vec::new(),
+            };
+            let unit = escape(state.unit(&r.device, &r.point));
+            let quality_class = if r.quality.is_good() {
+                "q-good"
+            } else {
+                "q-bad"
+            };
+            let svg = if windows.is_empty() {
+                String::new()
+            } else {
+                chart::line_svg(&windows, from, now, window_ms, CHART_SIZE)
+            };
+            let _ = write!(
+                body,
+                "<div class=\"point\"><div><div class=\"meta\">{point}</div><div class=\"value\">{value} <small>{unit}</small></div>\
+                 <div class=\"meta\"><span class=\"{quality_class}\">{quality}</span> · {time}</div></div><div class=\"chart\">{svg}</div></div>",
+                point = r.point,
+                value = format_value(&r.value),
+                quality = r.quality,
+                time = r.time.with_timezone(&jst()).format("%Y-%m-%d %H:%M:%S JST"),
+            );
+        }
+        body.push_str("</section>");
+    }
+    Ok(Html(page("Overview", Some(15), &body)))
+}

@@ -1,0 +1,106 @@
+//! The device and point map: which registers of which device hold which values.
+//!
+//! This is the collector's configuration format (`[[device]]` with `[[device.point]]` tables)
+//! and also what the simulator emits for its own devices, so both sides describe a register map
+//! the same way. Parsing and validation with file and line context live in the collector; these
+//! types only define the shape and defaults.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DataType, DeviceId, PointName, RegisterKind, WordOrder};
+
+/// Default poll interval: one second, the usual SCADA scan rate for pumps and flows.
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1000;
+/// Default request timeout. Field gateways over 4G answer in 5–50 ms; one second leaves room.
+pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+/// The Modbus limit for one read of registers (function 3/4).
+pub const DEFAULT_MAX_REGISTERS: u16 = 125;
+
+fn default_unit_id() -> u8 {
+    1
+}
+fn default_poll_interval_ms() -> u64 {
+    DEFAULT_POLL_INTERVAL_MS
+}
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_max_registers() -> u16 {
+    DEFAULT_MAX_REGISTERS
+}
+fn default_scale() -> f64 {
+    1.0
+}
+fn is_default_scale(v: &f64) -> bool {
+    *v == 1.0
+}
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// One Modbus device (a unit id at a host:port).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    pub name: DeviceId,
+    /// `host:port` of the device or of the gateway in front of it.
+    pub address: String,
+    #[serde(default = "default_unit_id")]
+    pub unit_id: u8,
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Word order of values wider than one register, unless a point says otherwise.
+    #[serde(default)]
+    pub word_order: WordOrder,
+    /// Largest read the device accepts, in registers (some devices reject more than 50).
+    #[serde(default = "default_max_registers")]
+    pub max_registers_per_request: u16,
+    #[serde(rename = "point", default)]
+    pub points: Vec<PointConfig>,
+}
+
+/// One value read from a device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointConfig {
+    pub name: PointName,
+    pub register: RegisterKind,
+    /// 0-based protocol address (what goes on the wire, not the "4xxxx" of a manual).
+    pub address: u16,
+    #[serde(rename = "type")]
+    pub data_type: DataType,
+    /// Engineering value = raw × scale + offset.
+    #[serde(default = "default_scale", skip_serializing_if = "is_default_scale")]
+    pub scale: f64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+    /// Overrides the device's word order for this point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_order: Option<WordOrder>,
+    /// Physical range; a value outside it is stored with quality `out_of_range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl PointConfig {
+    /// The word order in force for this point.
+    pub fn effective_word_order(&self, device: &DeviceConfig) -> WordOrder {
+        self.word_order.unwrap_or(device.word_order)
+    }
+
+    /// Raw decoded number → engineering value.
+    pub fn engineering(&self, raw: f64) -> f64 {
+        raw * self.scale + self.offset
+    }
+
+    /// Engineering value → raw number (what the simulator encodes).
+    pub fn raw(&self, engineering: f64) -> f64 {
+        (engineering - self.offset) / self.scale
+    }
+}

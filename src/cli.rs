@@ -1,0 +1,132 @@
+//! Command-line interface definitions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Mizumori (水守): watch a water and sewer network live and decide which pipes to renew first.
+#[derive(Debug, Parser)]
+#[command(name = "mizumori", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole flow in one process: simulated devices, collector, embedded store, dashboard.
+    Demo {
+        /// Address of the dashboard.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Where the embedded store (mizumori.sqlite) lives; kept between runs.
+        #[arg(long, default_value = "mizumori-data")]
+        data_dir: PathBuf,
+        /// Address the simulated devices listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        modbus: SocketAddr,
+        /// Seed of the simulation's random draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Serve simulated field devices over Modbus TCP.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:5020")]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        /// Print a collector configuration for every point of every device, and exit.
+        #[arg(long)]
+        emit_collector_config: bool,
+    },
+    /// Poll the devices of a configuration file and write readings to a store.
+    Collect {
+        /// Collector configuration (TOML with [[device]] tables).
+        #[arg(long)]
+        config: PathBuf,
+        /// sqlite://PATH or influx://HOST:PORT/DATABASE
+        #[arg(long, env = "MIZUMORI_STORE")]
+        store: String,
+    },
+    /// Serve the dashboard over a store.
+    Serve {
+        #[arg(long, env = "MIZUMORI_STORE")]
+        store: String,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// A collector configuration, to show engineering units next to values.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the readings of one point: time,device,point,value,quality.
+    Readings {
+        #[arg(long, env = "MIZUMORI_STORE")]
+        store: String,
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        point: String,
+        /// How far back, e.g. 90s, 10m, 2h, 7d.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        since: chrono::Duration,
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+        /// At most this many rows, oldest first.
+        #[arg(long, default_value_t = 100_000)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+/// Parses `90s`, `10m`, `2h`, `7d` (a number and a unit).
+pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?}: add a unit: s, m, h or d"))?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number before the unit, e.g. 10m"))?;
+    let d = match unit {
+        "s" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h or d")),
+    };
+    d.filter(|d| *d > chrono::Duration::zero())
+        .ok_or_else(|| format!("{s:?}: out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(chrono::Duration::seconds(90)));
+        assert_eq!(parse_duration("10m"), Ok(chrono::Duration::minutes(10)));
+        assert_eq!(parse_duration("7d"), Ok(chrono::Duration::days(7)));
+        for bad in ["", "10", "m", "10x", "0s", "-5m", "99999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,9 @@
+//! The `mizumori` binary's commands. Each command wires crates together; the work itself is
+//! done in `sensor-sim`, `collector`, `store`, `analytics` and `dashboard`.
+
+pub mod cli;
+mod commands;
+pub mod logging;
+mod shutdown;
+
+pub use commands::run;

@@ -1,0 +1,156 @@
+//! The collector against the simulator over real Modbus TCP, into the embedded store, and
+//! `mizumori collect` with bad configuration files.
+
+mod util;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use collector::{CollectorConfig, WriterOptions};
+use model::{DeviceId, Quality};
+use sensor_sim::{SimOptions, Simulation};
+use store::{ReadingSource, SqliteStore};
+use tokio_util::sync::CancellationToken;
+use util::{bin, eventually};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_device_never_stops_the_others() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sim = Simulation::demo(SimOptions::default()).unwrap();
+    let mut config_text = sim.collector_config_toml(addr);
+    // A third device at a port where nothing listens (a closed port refuses at once).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    config_text.push_str(&format!(
+        "\n[[device]]\nname = \"ps99\"\naddress = \"{dead_addr}\"\nunit_id = 1\npoll_interval_ms = 200\n\n[[device.point]]\nname = \"flow\"\nregister = \"input\"\naddress = 2\ntype = \"f32\"\n"
+    ));
+    let config = CollectorConfig::parse(std::path::Path::new("site.toml"), &config_text).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("m.sqlite"))
+            .await
+            .unwrap(),
+    );
+    let cancel = CancellationToken::new();
+    let sim_task = tokio::spawn(sim.run(listener, cancel.clone()));
+    let collector_task = tokio::spawn(collector::run(
+        config,
+        store.clone(),
+        WriterOptions::default(),
+        cancel.clone(),
+    ));
+
+    let latest = eventually(
+        "readings from every device",
+        Duration::from_secs(20),
+        || {
+            let store = store.clone();
+            async move {
+                let latest = store.latest().await.ok()?;
+                let has = |d: &str| latest.iter().any(|r| r.device == DeviceId::new(d).unwrap());
+                (has("ps01") && has("fm01") && has("ps99")).then_some(latest)
+            }
+        },
+    )
+    .await;
+    for r in &latest {
+        if r.device.as_str() == "ps99" {
+            assert_eq!(r.quality, Quality::CommFail, "{r:?}");
+        } else {
+            assert_eq!(r.quality, Quality::Good, "{r:?}");
+        }
+    }
+    // The live devices keep reporting every second while the dead one is retried.
+    let count = |d: &'static str| {
+        let store = store.clone();
+        async move {
+            let now = chrono::Utc::now();
+            store
+                .range(&store::RangeQuery {
+                    device: DeviceId::new(d).unwrap(),
+                    point: model::PointName::new(if d == "fm01" { "flow" } else { "outflow" })
+                        .unwrap(),
+                    from: now - chrono::Duration::minutes(5),
+                    to: now + chrono::Duration::seconds(1),
+                    limit: 1000,
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    let before = count("fm01").await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let after = count("fm01").await;
+    assert!(
+        after >= before + 2,
+        "fm01 went from {before} to {after} readings in 3.2 s"
+    );
+    assert!(count("ps01").await >= after - 1);
+
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), collector_task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), sim_task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn bad_config_is_reported_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[[device]]\nname = \"ps01\"\naddress = \"127.0.0.1:5020\"\n\n[[device.point]]\nname = \"flow\"\nregister = \"input\"\naddress = 2\ntype = \"float\"\n",
+    )
+    .unwrap();
+    let db = dir.path().join("m.sqlite");
+    let out = bin()
+        .args(["collect", "--config"])
+        .arg(&config)
+        .arg("--store")
+        .arg(format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:5"), "{err}");
+    assert!(
+        err.contains("device \"ps01\"")
+            && err.contains("point \"flow\"")
+            && err.contains("field `type`"),
+        "{err}"
+    );
+    assert!(err.contains("unknown variant `float`"), "{err}");
+    assert!(
+        !db.exists(),
+        "a bad configuration must not create or touch the store"
+    );
+}
+
+#[test]
+fn emitted_collector_config_is_valid() {
+    let out = bin()
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:5020",
+            "--emit-collector-config",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let config = CollectorConfig::parse(std::path::Path::new("emitted.toml"), &text).unwrap();
+    assert_eq!(config.devices.len(), 2);
+    assert!(config.devices.iter().all(|d| d.address == "127.0.0.1:5020"));
+}
