@@ -35,6 +35,10 @@ pub enum Command {
     },
     /// Serve simulated field devices over Modbus TCP.
     Sim {
+        /// Scenario file (TOML); default: the built-in demo city (sensor-sim/scenarios/demo.toml).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Address of endpoint 0; endpoint N listens on this port + N (port 0: free ports).
         #[arg(long, default_value = "127.0.0.1:5020")]
         listen: SocketAddr,
         #[arg(long, default_value_t = 1)]
@@ -42,9 +46,15 @@ pub enum Command {
         /// Simulated seconds per real second.
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
+        /// Simulated start time (RFC 3339); default: the scenario's, else now.
+        #[arg(long)]
+        start: Option<chrono::DateTime<chrono::Utc>>,
         /// Print a collector configuration for every point of every device, and exit.
         #[arg(long)]
         emit_collector_config: bool,
+        /// Write every event (scripted and random, with true start and end) as JSON lines.
+        #[arg(long)]
+        events_out: Option<PathBuf>,
     },
     /// Poll the devices of a configuration file and write readings to a store.
     Collect {
@@ -92,13 +102,9 @@ pub enum Format {
 
 /// Parses `90s`, `10m`, `2h`, `7d` (a number and a unit).
 pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{s:?}: add a unit: s, m, h or d"))?;
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("{s:?}: add a unit: s, m, h or d"))?;
     let (n, unit) = s.split_at(split);
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number before the unit, e.g. 10m"))?;
+    let n: i64 = n.parse().map_err(|_| format!("{s:?}: expected a number before the unit, e.g. 10m"))?;
     let d = match unit {
         "s" => chrono::Duration::try_seconds(n),
         "m" => chrono::Duration::try_minutes(n),
@@ -106,8 +112,7 @@ pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
         "d" => chrono::Duration::try_days(n),
         _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h or d")),
     };
-    d.filter(|d| *d > chrono::Duration::zero())
-        .ok_or_else(|| format!("{s:?}: out of range"))
+    d.filter(|d| *d > chrono::Duration::zero()).ok_or_else(|| format!("{s:?}: out of range"))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The commands, each a few lines of wiring.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,54 +20,30 @@ use crate::shutdown;
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(4000);
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Demo {
-                http,
-                data_dir,
-                modbus,
-                seed,
-            } => demo(http, &data_dir, modbus, seed).await,
-            Command::Sim {
-                listen,
-                seed,
-                time_scale,
-                emit_collector_config,
-            } => sim(listen, seed, time_scale, emit_collector_config).await,
+            Command::Demo { http, data_dir, modbus, seed } => demo(http, &data_dir, modbus, seed).await,
+            Command::Sim { scenario, listen, seed, time_scale, start, emit_collector_config, events_out } => {
+                let options = SimOptions { seed, time_scale, start, ..SimOptions::default() };
+                sim(scenario.as_deref(), listen, options, emit_collector_config, events_out.as_deref()).await
+            }
             Command::Collect { config, store } => collect(&config, &store).await,
-            Command::Serve {
-                store,
-                http,
-                config,
-            } => serve(&store, http, config.as_deref()).await,
-            Command::Readings {
-                store,
-                device,
-                point,
-                since,
-                format,
-                limit,
-            } => readings(&store, &device, &point, since, format, limit).await,
+            Command::Serve { store, http, config } => serve(&store, http, config.as_deref()).await,
+            Command::Readings { store, device, point, since, format, limit } => {
+                readings(&store, &device, &point, since, format, limit).await
+            }
         }
     })
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} for the {what}"))
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
 }
 
 /// Waits for a task, but not past the grace period after shutdown began.
-async fn join<T>(
-    name: &str,
-    task: tokio::task::JoinHandle<T>,
-    deadline: tokio::time::Instant,
-) -> Option<T> {
+async fn join<T>(name: &str, task: tokio::task::JoinHandle<T>, deadline: tokio::time::Instant) -> Option<T> {
     match tokio::time::timeout_at(deadline, task).await {
         Ok(Ok(v)) => Some(v),
         Ok(Err(e)) => {
@@ -89,49 +66,36 @@ async fn demo(
     let cancel = shutdown::on_signal();
     let db = data_dir.join("mizumori.sqlite");
     let store: Arc<dyn Store> = Arc::new(
-        store::SqliteStore::open(&db)
-            .await
-            .with_context(|| format!("opening the embedded store {}", db.display()))?,
+        store::SqliteStore::open(&db).await.with_context(|| format!("opening the embedded store {}", db.display()))?,
     );
 
-    let sim_listener = bind(modbus, "simulated devices").await?;
-    let sim_addr = sim_listener.local_addr()?;
-    let simulation = Simulation::demo(SimOptions {
-        seed,
-        ..SimOptions::default()
-    })?;
-    let devices = simulation.collector_config(sim_addr);
-    let sources = devices
-        .iter()
-        .map(|_| Source {
-            file: "<demo>".into(),
-            line: 0,
-        })
-        .collect();
-    let config = CollectorConfig {
-        devices: devices.clone(),
-        sources,
-    };
+    let simulation = Simulation::demo(SimOptions { seed, ..SimOptions::default() })?;
+    let listeners = simulation.bind(modbus).await?;
+    let addresses =
+        listeners.iter().map(|(e, l)| Ok((*e, l.local_addr()?))).collect::<std::io::Result<HashMap<_, _>>>()?;
+    let devices = simulation.collector_config(&addresses);
+    let sources = devices.iter().map(|_| Source { file: "<demo>".into(), line: 0 }).collect();
+    let config = CollectorConfig { devices: devices.clone(), sources };
 
     let http_listener = bind(http, "dashboard").await?;
     let url = format!("http://{}/", http_listener.local_addr()?);
 
-    let sim_task = tokio::spawn(simulation.run(sim_listener, cancel.clone()));
-    let collector_task = tokio::spawn(collector::run(
-        config,
-        store.clone(),
-        WriterOptions::default(),
-        cancel.clone(),
-    ));
+    let sim_summary = format!(
+        "{} devices of scenario {:?} on {} endpoints, the first at {}",
+        devices.len(),
+        simulation.name(),
+        addresses.len(),
+        addresses.get(&0).map(ToString::to_string).unwrap_or_default()
+    );
+    let sim_task = tokio::spawn(simulation.run(listeners, cancel.clone()));
+    let collector_task = tokio::spawn(collector::run(config, store.clone(), WriterOptions::default(), cancel.clone()));
     let state = dashboard::AppState::new(store.clone()).with_units(&devices);
     let http_task = tokio::spawn(dashboard::serve(http_listener, state, cancel.clone()));
 
     println!("Mizumori demo is running.");
     println!("  dashboard:        {url}");
     println!("  embedded store:   sqlite://{}", db.display());
-    println!(
-        "  simulated Modbus: {sim_addr} (unit 1 = pump station ps01, unit 2 = flow meter fm01)"
-    );
+    println!("  simulated Modbus: {sim_summary}");
     println!("Press Ctrl-C to stop.");
 
     cancel.cancelled().await;
@@ -150,76 +114,71 @@ async fn demo(
 }
 
 async fn sim(
+    scenario: Option<&Path>,
     listen: std::net::SocketAddr,
-    seed: u64,
-    time_scale: f64,
+    options: SimOptions,
     emit: bool,
+    events_out: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let simulation = Simulation::demo(SimOptions {
-        seed,
-        time_scale,
-        ..SimOptions::default()
-    })?;
+    let simulation = match scenario {
+        Some(path) => {
+            let scenario = sensor_sim::Scenario::load(path).map_err(sensor_sim::SimError::Scenario)?;
+            Simulation::from_scenario(&scenario, options)?
+        }
+        None => Simulation::demo(options)?,
+    };
+    if let Some(path) = events_out {
+        let mut text = String::new();
+        for e in simulation.events() {
+            text.push_str(&serde_json::to_string(e)?);
+            text.push('\n');
+        }
+        std::fs::write(path, text).with_context(|| format!("writing events to {}", path.display()))?;
+    }
     if emit {
-        print!("{}", simulation.collector_config_toml(listen));
+        print!("{}", simulation.collector_config_toml(&simulation.planned_addresses(listen)?));
         return Ok(());
     }
     let cancel = shutdown::on_signal();
-    let listener = bind(listen, "simulated devices").await?;
+    let listeners = simulation.bind(listen).await?;
+    let first = listeners.first().map(|(_, l)| l.local_addr()).transpose()?;
     println!(
-        "Simulated devices on {} (Ctrl-C to stop).",
-        listener.local_addr()?
+        "Simulated devices of scenario {:?}: {} devices on {} endpoints from {} (Ctrl-C to stop).",
+        simulation.name(),
+        simulation.devices().len(),
+        listeners.len(),
+        first.map(|a| a.to_string()).unwrap_or_default()
     );
-    simulation.run(listener, cancel).await?;
+    simulation.run(listeners, cancel).await?;
     Ok(())
 }
 
 async fn collect(config_path: &Path, store_url: &str) -> anyhow::Result<()> {
     // Validate the configuration before touching the store: a bad file changes nothing.
     let config = CollectorConfig::load(config_path)?;
-    let store = store::open(store_url)
-        .await
-        .with_context(|| format!("opening the store {store_url}"))?;
+    let store = store::open(store_url).await.with_context(|| format!("opening the store {store_url}"))?;
     info!(store = %store.describe(), devices = config.devices.len(), "collecting");
     let cancel = shutdown::on_signal();
     collector::run(config, store, WriterOptions::default(), cancel).await?;
     Ok(())
 }
 
-async fn serve(
-    store_url: &str,
-    http: std::net::SocketAddr,
-    config: Option<&Path>,
-) -> anyhow::Result<()> {
+async fn serve(store_url: &str, http: std::net::SocketAddr, config: Option<&Path>) -> anyhow::Result<()> {
     let devices = match config {
         Some(path) => CollectorConfig::load(path)?.devices,
         None => Vec::new(),
     };
-    let store = store::open(store_url)
-        .await
-        .with_context(|| format!("opening the store {store_url}"))?;
+    let store = store::open(store_url).await.with_context(|| format!("opening the store {store_url}"))?;
     let listener = bind(http, "dashboard").await?;
-    println!(
-        "Dashboard on http://{}/ (Ctrl-C to stop).",
-        listener.local_addr()?
-    );
+    println!("Dashboard on http://{}/ (Ctrl-C to stop).", listener.local_addr()?);
     let cancel = shutdown::on_signal();
-    dashboard::serve(
-        listener,
-        dashboard::AppState::new(store).with_units(&devices),
-        cancel,
-    )
-    .await?;
+    dashboard::serve(listener, dashboard::AppState::new(store).with_units(&devices), cancel).await?;
     Ok(())
 }
 
 /// A CSV field: quoted when it holds a separator, quote or line break.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
 
 async fn readings(
@@ -234,25 +193,12 @@ async fn readings(
     let point = PointName::new(point).context("--point")?;
     if let store::StoreUrl::Sqlite { path } = store_url.parse()? {
         if !path.exists() {
-            bail!(
-                "no embedded store at {}: check --store (the demo writes DATA_DIR/mizumori.sqlite)",
-                path.display()
-            );
+            bail!("no embedded store at {}: check --store (the demo writes DATA_DIR/mizumori.sqlite)", path.display());
         }
     }
-    let store = store::open(store_url)
-        .await
-        .with_context(|| format!("opening the store {store_url}"))?;
+    let store = store::open(store_url).await.with_context(|| format!("opening the store {store_url}"))?;
     let to = chrono::Utc::now() + chrono::Duration::seconds(1);
-    let rows = store
-        .range(&RangeQuery {
-            device,
-            point,
-            from: to - since,
-            to,
-            limit,
-        })
-        .await?;
+    let rows = store.range(&RangeQuery { device, point, from: to - since, to, limit }).await?;
     let mut out = String::new();
     match format {
         Format::Csv => {
@@ -279,9 +225,6 @@ async fn readings(
         }
     }
     use std::io::Write;
-    std::io::stdout()
-        .lock()
-        .write_all(out.as_bytes())
-        .context("writing to stdout")?;
+    std::io::stdout().lock().write_all(out.as_bytes()).context("writing to stdout")?;
     Ok(())
 }

@@ -11,8 +11,7 @@ pub fn on_signal() -> CancellationToken {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let mut term = signal(SignalKind::terminate())
-                .expect("installing a SIGTERM handler works on unix");
+            let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler works on unix");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
                 _ = term.recv() => info!("SIGTERM: shutting down"),

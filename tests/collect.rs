@@ -15,10 +15,10 @@ use util::{bin, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_device_never_stops_the_others() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let sim = Simulation::demo(SimOptions::default()).unwrap();
-    let mut config_text = sim.collector_config_toml(addr);
+    let listeners = sim.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addresses = listeners.iter().map(|(e, l)| (*e, l.local_addr().unwrap())).collect();
+    let mut config_text = sim.collector_config_toml(&addresses);
     // A third device at a port where nothing listens (a closed port refuses at once).
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_addr = dead.local_addr().unwrap();
@@ -29,32 +29,19 @@ async fn an_unreachable_device_never_stops_the_others() {
     let config = CollectorConfig::parse(std::path::Path::new("site.toml"), &config_text).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("m.sqlite"))
-            .await
-            .unwrap(),
-    );
+    let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite")).await.unwrap());
     let cancel = CancellationToken::new();
-    let sim_task = tokio::spawn(sim.run(listener, cancel.clone()));
-    let collector_task = tokio::spawn(collector::run(
-        config,
-        store.clone(),
-        WriterOptions::default(),
-        cancel.clone(),
-    ));
+    let sim_task = tokio::spawn(sim.run(listeners, cancel.clone()));
+    let collector_task = tokio::spawn(collector::run(config, store.clone(), WriterOptions::default(), cancel.clone()));
 
-    let latest = eventually(
-        "readings from every device",
-        Duration::from_secs(20),
-        || {
-            let store = store.clone();
-            async move {
-                let latest = store.latest().await.ok()?;
-                let has = |d: &str| latest.iter().any(|r| r.device == DeviceId::new(d).unwrap());
-                (has("ps01") && has("fm01") && has("ps99")).then_some(latest)
-            }
-        },
-    )
+    let latest = eventually("readings from every device", Duration::from_secs(20), || {
+        let store = store.clone();
+        async move {
+            let latest = store.latest().await.ok()?;
+            let has = |d: &str| latest.iter().any(|r| r.device == DeviceId::new(d).unwrap());
+            (has("ps01") && has("fm01") && has("ps99")).then_some(latest)
+        }
+    })
     .await;
     for r in &latest {
         if r.device.as_str() == "ps99" {
@@ -71,8 +58,7 @@ async fn an_unreachable_device_never_stops_the_others() {
             store
                 .range(&store::RangeQuery {
                     device: DeviceId::new(d).unwrap(),
-                    point: model::PointName::new(if d == "fm01" { "flow" } else { "outflow" })
-                        .unwrap(),
+                    point: model::PointName::new(if d == "fm01" { "flow" } else { "outflow" }).unwrap(),
                     from: now - chrono::Duration::minutes(5),
                     to: now + chrono::Duration::seconds(1),
                     limit: 1000,
@@ -85,23 +71,12 @@ async fn an_unreachable_device_never_stops_the_others() {
     let before = count("fm01").await;
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let after = count("fm01").await;
-    assert!(
-        after >= before + 2,
-        "fm01 went from {before} to {after} readings in 3.2 s"
-    );
+    assert!(after >= before + 2, "fm01 went from {before} to {after} readings in 3.2 s");
     assert!(count("ps01").await >= after - 1);
 
     cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(5), collector_task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), sim_task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), collector_task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), sim_task).await.unwrap().unwrap().unwrap();
 }
 
 #[test]
@@ -124,33 +99,20 @@ fn bad_config_is_reported_and_stores_nothing() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:5"), "{err}");
-    assert!(
-        err.contains("device \"ps01\"")
-            && err.contains("point \"flow\"")
-            && err.contains("field `type`"),
-        "{err}"
-    );
+    assert!(err.contains("device \"ps01\"") && err.contains("point \"flow\"") && err.contains("field `type`"), "{err}");
     assert!(err.contains("unknown variant `float`"), "{err}");
-    assert!(
-        !db.exists(),
-        "a bad configuration must not create or touch the store"
-    );
+    assert!(!db.exists(), "a bad configuration must not create or touch the store");
 }
 
 #[test]
 fn emitted_collector_config_is_valid() {
-    let out = bin()
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:5020",
-            "--emit-collector-config",
-        ])
-        .output()
-        .unwrap();
+    let out = bin().args(["sim", "--listen", "127.0.0.1:5020", "--emit-collector-config"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let config = CollectorConfig::parse(std::path::Path::new("emitted.toml"), &text).unwrap();
-    assert_eq!(config.devices.len(), 2);
-    assert!(config.devices.iter().all(|d| d.address == "127.0.0.1:5020"));
+    assert_eq!(config.devices.len(), 43);
+    // Endpoint N of the scenario listens on the base port + N.
+    let ports: std::collections::BTreeSet<u16> =
+        config.devices.iter().map(|d| d.address.strip_prefix("127.0.0.1:").unwrap().parse().unwrap()).collect();
+    assert_eq!(ports, (5020..=5033).collect());
 }

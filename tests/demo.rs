@@ -18,9 +18,7 @@ fn fresh_good_devices(devices: &Json) -> Vec<String> {
         .filter(|d| {
             d["points"].as_array().is_some_and(|ps| {
                 !ps.is_empty()
-                    && ps.iter().all(|p| {
-                        p["quality"] == "good" && p["age_s"].as_f64().is_some_and(|a| a < 5.0)
-                    })
+                    && ps.iter().all(|p| p["quality"] == "good" && p["age_s"].as_f64().is_some_and(|a| a < 5.0))
             })
         })
         .filter_map(|d| d["name"].as_str().map(str::to_owned))
@@ -34,68 +32,26 @@ async fn demo_runs_the_whole_flow_and_restarts_on_its_data() {
 
     let demo = Demo::start(dir.path());
     eventually("/api/health 200", Duration::from_secs(30), || async {
-        let r = http
-            .get(format!("{}/api/health", demo.url))
-            .send()
-            .await
-            .ok()?;
+        let r = http.get(format!("{}/api/health", demo.url)).send().await.ok()?;
         (r.status() == 200).then_some(())
     })
     .await;
-    let devices: Json = eventually(
-        "two devices with fresh good readings",
-        Duration::from_secs(30),
-        || async {
-            let j: Json = http
-                .get(format!("{}/api/devices", demo.url))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (fresh_good_devices(&j).len() >= 2).then_some(j)
-        },
-    )
+    let devices: Json = eventually("two devices with fresh good readings", Duration::from_secs(30), || async {
+        let j: Json = http.get(format!("{}/api/devices", demo.url)).send().await.ok()?.json().await.ok()?;
+        (fresh_good_devices(&j).len() >= 2).then_some(j)
+    })
     .await;
 
     // One chart per point on the overview, once each point has more than one reading.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let points: usize = devices["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["points"].as_array().unwrap().len())
-        .sum();
-    let page = http
-        .get(format!("{}/", demo.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        page.matches("<svg").count() >= points,
-        "{} charts for {points} points",
-        page.matches("<svg").count()
-    );
+    let points: usize =
+        devices["devices"].as_array().unwrap().iter().map(|d| d["points"].as_array().unwrap().len()).sum();
+    let page = http.get(format!("{}/", demo.url)).send().await.unwrap().text().await.unwrap();
+    assert!(page.matches("<svg").count() >= points, "{} charts for {points} points", page.matches("<svg").count());
 
     // The CLI reads the same store: the dashboard's latest flow value is among its rows.
-    let latest: Json = http
-        .get(format!("{}/api/devices", demo.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let flow = latest["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "fm01")
-        .unwrap()["points"]
+    let latest: Json = http.get(format!("{}/api/devices", demo.url)).send().await.unwrap().json().await.unwrap();
+    let flow = latest["devices"].as_array().unwrap().iter().find(|d| d["name"] == "fm01").unwrap()["points"]
         .as_array()
         .unwrap()
         .iter()
@@ -105,33 +61,22 @@ async fn demo_runs_the_whole_flow_and_restarts_on_its_data() {
     let store = format!("sqlite://{}/mizumori.sqlite", dir.path().display());
     let out = bin()
         .args([
-            "readings", "--store", &store, "--device", "fm01", "--point", "flow", "--since", "1m",
-            "--format", "csv",
+            "readings", "--store", &store, "--device", "fm01", "--point", "flow", "--since", "1m", "--format", "csv",
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let csv = String::from_utf8(out.stdout).unwrap();
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("time,device,point,value,quality"));
     let wanted_time = chrono::DateTime::parse_from_rfc3339(flow["time"].as_str().unwrap()).unwrap();
     let row = lines
         .clone()
-        .find(|l| {
-            chrono::DateTime::parse_from_rfc3339(l.split(',').next().unwrap()).unwrap()
-                == wanted_time
-        })
+        .find(|l| chrono::DateTime::parse_from_rfc3339(l.split(',').next().unwrap()).unwrap() == wanted_time)
         .unwrap_or_else(|| panic!("no CSV row at {wanted_time} in\n{csv}"));
     let fields: Vec<&str> = row.split(',').collect();
     assert_eq!(&fields[1..3], ["fm01", "flow"]);
-    assert_eq!(
-        fields[3].parse::<f64>().unwrap(),
-        flow["value"].as_f64().unwrap()
-    );
+    assert_eq!(fields[3].parse::<f64>().unwrap(), flow["value"].as_f64().unwrap());
     assert_eq!(fields[4], "good");
     let rows_before = lines.count();
     assert!(rows_before >= 3, "{csv}");
@@ -144,40 +89,22 @@ async fn demo_runs_the_whole_flow_and_restarts_on_its_data() {
     // A second start on the same directory still has the first run's readings.
     let demo = Demo::start(dir.path());
     eventually("restarted dashboard", Duration::from_secs(30), || async {
-        let r = http
-            .get(format!("{}/api/health", demo.url))
-            .send()
-            .await
-            .ok()?;
+        let r = http.get(format!("{}/api/health", demo.url)).send().await.ok()?;
         (r.status() == 200).then_some(())
     })
     .await;
     let out = bin()
-        .args([
-            "readings", "--store", &store, "--device", "fm01", "--point", "flow", "--since", "10m",
-        ])
+        .args(["readings", "--store", &store, "--device", "fm01", "--point", "flow", "--since", "10m"])
         .output()
         .unwrap();
     let csv = String::from_utf8(out.stdout).unwrap();
     let before_restart = csv
         .lines()
         .skip(1)
-        .filter(|l| {
-            chrono::DateTime::parse_from_rfc3339(l.split(',').next().unwrap()).unwrap() < stopped_at
-        })
+        .filter(|l| chrono::DateTime::parse_from_rfc3339(l.split(',').next().unwrap()).unwrap() < stopped_at)
         .count();
-    assert!(
-        before_restart >= rows_before,
-        "{before_restart} rows from the first run, had {rows_before}"
-    );
-    let page = http
-        .get(format!("{}/", demo.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert!(before_restart >= rows_before, "{before_restart} rows from the first run, had {rows_before}");
+    let page = http.get(format!("{}/", demo.url)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("fm01") && page.contains("<svg"));
     let (status, _) = demo.terminate();
     assert!(status.success());
@@ -186,15 +113,7 @@ async fn demo_runs_the_whole_flow_and_restarts_on_its_data() {
 #[test]
 fn readings_on_a_missing_store_says_where_it_looked() {
     let out = bin()
-        .args([
-            "readings",
-            "--store",
-            "sqlite:///nonexistent/dir/m.sqlite",
-            "--device",
-            "fm01",
-            "--point",
-            "flow",
-        ])
+        .args(["readings", "--store", "sqlite:///nonexistent/dir/m.sqlite", "--device", "fm01", "--point", "flow"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -205,21 +124,10 @@ fn readings_on_a_missing_store_says_where_it_looked() {
 #[test]
 fn readings_rejects_unsafe_names() {
     let out = bin()
-        .args([
-            "readings",
-            "--store",
-            "sqlite:///tmp/x.sqlite",
-            "--device",
-            "fm01' OR '1'='1",
-            "--point",
-            "flow",
-        ])
+        .args(["readings", "--store", "sqlite:///tmp/x.sqlite", "--device", "fm01' OR '1'='1", "--point", "flow"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--device") && err.contains("not a valid name"),
-        "{err}"
-    );
+    assert!(err.contains("--device") && err.contains("not a valid name"), "{err}");
 }

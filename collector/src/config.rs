@@ -73,11 +73,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(
-            f,
-            "{n} problem{} in the collector configuration:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "{n} problem{} in the collector configuration:", if n == 1 { "" } else { "s" })?;
         for e in &self.0 {
             write!(f, "\n  {e}")?;
         }
@@ -94,11 +90,7 @@ struct RawFile {
 
 /// 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|b| *b == b'\n')
-        .count()
-        + 1
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
 /// Line of the `index`-th `[[device.point]]` header after line `from` (before the next device).
@@ -131,11 +123,7 @@ impl CollectorConfig {
     /// Validates configuration `text` that came from `file`.
     pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
-        let err = |line,
-                   device: Option<&str>,
-                   point: Option<&str>,
-                   field: Option<&str>,
-                   message: String| ConfigError {
+        let err = |line, device: Option<&str>, point: Option<&str>, field: Option<&str>, message: String| ConfigError {
             file: file.to_owned(),
             line,
             device: device.map(str::to_owned),
@@ -147,23 +135,11 @@ impl CollectorConfig {
             Ok(raw) => raw,
             Err(e) => {
                 let line = e.span().map(|s| line_of(text, s.start));
-                return Err(ConfigErrors(vec![err(
-                    line,
-                    None,
-                    None,
-                    None,
-                    e.message().to_owned(),
-                )]));
+                return Err(ConfigErrors(vec![err(line, None, None, None, e.message().to_owned())]));
             }
         };
         if raw.device.is_empty() {
-            errors.push(err(
-                None,
-                None,
-                None,
-                Some("device"),
-                "no [[device]] tables: nothing to poll".to_owned(),
-            ));
+            errors.push(err(None, None, None, Some("device"), "no [[device]] tables: nothing to poll".to_owned()));
         }
         let mut devices = Vec::new();
         let mut sources = Vec::new();
@@ -171,55 +147,34 @@ impl CollectorConfig {
         for spanned in raw.device {
             let line = line_of(text, spanned.span().start);
             let table = spanned.into_inner();
-            let name = table
-                .get("name")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned);
+            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
             let point_names: Vec<Option<String>> = table
                 .get("point")
                 .and_then(|p| p.as_array())
-                .map(|ps| {
-                    ps.iter()
-                        .map(|p| p.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-                        .collect()
-                })
+                .map(|ps| ps.iter().map(|p| p.get("name").and_then(|n| n.as_str()).map(str::to_owned)).collect())
                 .unwrap_or_default();
-            let device: DeviceConfig =
-                match serde_path_to_error::deserialize(toml::Value::Table(table)) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        let (point_ix, field) = split_path(&e.path().to_string());
-                        let point = point_ix.and_then(|i| point_names.get(i).cloned().flatten());
-                        let at = point_ix
-                            .and_then(|i| point_line(text, line, i))
-                            .unwrap_or(line);
-                        errors.push(err(
-                            Some(at),
-                            name.as_deref(),
-                            point.as_deref(),
-                            field.as_deref(),
-                            e.inner().message().to_owned(),
-                        ));
-                        continue;
-                    }
-                };
-            let before = errors.len();
-            check_device(
-                &device,
-                &mut |point_ix: Option<usize>, field: &str, message: String| {
-                    let point = point_ix.map(|i| device.points[i].name.to_string());
-                    let at = point_ix
-                        .and_then(|i| point_line(text, line, i))
-                        .unwrap_or(line);
+            let device: DeviceConfig = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                Ok(d) => d,
+                Err(e) => {
+                    let (point_ix, field) = split_path(&e.path().to_string());
+                    let point = point_ix.and_then(|i| point_names.get(i).cloned().flatten());
+                    let at = point_ix.and_then(|i| point_line(text, line, i)).unwrap_or(line);
                     errors.push(err(
                         Some(at),
-                        Some(device.name.as_str()),
+                        name.as_deref(),
                         point.as_deref(),
-                        Some(field),
-                        message,
+                        field.as_deref(),
+                        e.inner().message().to_owned(),
                     ));
-                },
-            );
+                    continue;
+                }
+            };
+            let before = errors.len();
+            check_device(&device, &mut |point_ix: Option<usize>, field: &str, message: String| {
+                let point = point_ix.map(|i| device.points[i].name.to_string());
+                let at = point_ix.and_then(|i| point_line(text, line, i)).unwrap_or(line);
+                errors.push(err(Some(at), Some(device.name.as_str()), point.as_deref(), Some(field), message));
+            });
             if !names.insert(device.name.clone()) {
                 errors.push(err(
                     Some(line),
@@ -230,18 +185,11 @@ impl CollectorConfig {
                 ));
             }
             if errors.len() == before {
-                sources.push(Source {
-                    file: file.to_owned(),
-                    line,
-                });
+                sources.push(Source { file: file.to_owned(), line });
                 devices.push(device);
             }
         }
-        if errors.is_empty() {
-            Ok(CollectorConfig { devices, sources })
-        } else {
-            Err(ConfigErrors(errors))
-        }
+        if errors.is_empty() { Ok(CollectorConfig { devices, sources }) } else { Err(ConfigErrors(errors)) }
     }
 }
 
@@ -250,16 +198,10 @@ fn split_path(path: &str) -> (Option<usize>, Option<String>) {
     if let Some(rest) = path.strip_prefix("point[") {
         if let Some((ix, field)) = rest.split_once(']') {
             let field = field.trim_start_matches('.');
-            return (
-                ix.parse().ok(),
-                (!field.is_empty()).then(|| field.to_owned()),
-            );
+            return (ix.parse().ok(), (!field.is_empty()).then(|| field.to_owned()));
         }
     }
-    (
-        None,
-        (!path.is_empty() && path != ".").then(|| path.to_owned()),
-    )
+    (None, (!path.is_empty() && path != ".").then(|| path.to_owned()))
 }
 
 /// Checks that need more than one field: calls `report(point index, field, message)` per problem.
@@ -269,81 +211,39 @@ fn check_device(d: &DeviceConfig, report: &mut dyn FnMut(Option<usize>, &str, St
         _ => report(None, "address", format!("{:?} is not HOST:PORT", d.address)),
     }
     if d.poll_interval_ms < 10 {
-        report(
-            None,
-            "poll_interval_ms",
-            format!("{} ms is too short; use at least 10", d.poll_interval_ms),
-        );
+        report(None, "poll_interval_ms", format!("{} ms is too short; use at least 10", d.poll_interval_ms));
     }
     if d.timeout_ms == 0 {
         report(None, "timeout_ms", "must be at least 1".to_owned());
     }
     if !(1..=125).contains(&d.max_registers_per_request) {
-        report(
-            None,
-            "max_registers_per_request",
-            format!("{} is outside 1..=125", d.max_registers_per_request),
-        );
+        report(None, "max_registers_per_request", format!("{} is outside 1..=125", d.max_registers_per_request));
     }
     if d.points.is_empty() {
-        report(
-            None,
-            "point",
-            "the device has no [[device.point]]: nothing to poll".to_owned(),
-        );
+        report(None, "point", "the device has no [[device.point]]: nothing to poll".to_owned());
     }
     let mut names = HashSet::new();
     for (i, p) in d.points.iter().enumerate() {
         check_point(p, d, &mut |field, message| report(Some(i), field, message));
         if !names.insert(&p.name) {
-            report(
-                Some(i),
-                "name",
-                "a point of this name is configured above in this device".to_owned(),
-            );
+            report(Some(i), "name", "a point of this name is configured above in this device".to_owned());
         }
     }
 }
 
 fn check_point(p: &PointConfig, d: &DeviceConfig, report: &mut dyn FnMut(&str, String)) {
     if p.register.is_bit() && p.data_type != DataType::Bool {
-        report(
-            "type",
-            format!(
-                "{:?} registers hold single bits: use type = \"bool\"",
-                p.register
-            )
-            .to_lowercase(),
-        );
+        report("type", format!("{:?} registers hold single bits: use type = \"bool\"", p.register).to_lowercase());
     }
-    let width = if p.register.is_bit() {
-        1
-    } else {
-        p.data_type.width()
-    };
+    let width = if p.register.is_bit() { 1 } else { p.data_type.width() };
     if u32::from(p.address) + u32::from(width) > 65_536 {
-        report(
-            "address",
-            format!(
-                "{} plus the type's {width} registers runs past 65535",
-                p.address
-            ),
-        );
+        report("address", format!("{} plus the type's {width} registers runs past 65535", p.address));
     }
     if !p.register.is_bit() && width > d.max_registers_per_request {
-        report(
-            "type",
-            format!(
-                "needs {width} registers but the device reads at most {}",
-                d.max_registers_per_request
-            ),
-        );
+        report("type", format!("needs {width} registers but the device reads at most {}", d.max_registers_per_request));
     }
     if !p.scale.is_finite() || p.scale == 0.0 {
-        report(
-            "scale",
-            format!("{} must be a finite, non-zero number", p.scale),
-        );
+        report("scale", format!("{} must be a finite, non-zero number", p.scale));
     }
     if !p.offset.is_finite() {
         report("offset", format!("{} must be a finite number", p.offset));
@@ -463,9 +363,6 @@ type = "bool"
         );
         let errs = CollectorConfig::parse(Path::new("site.toml"), "[[device]\nname=1").unwrap_err();
         assert!(errs.0[0].to_string().starts_with("site.toml:1:"), "{errs}");
-        check_err(
-            "",
-            &["site.toml: field `device`: no [[device]] tables: nothing to poll"],
-        );
+        check_err("", &["site.toml: field `device`: no [[device]] tables: nothing to poll"]);
     }
 }

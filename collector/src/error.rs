@@ -5,10 +5,7 @@ pub enum CollectorError {
     #[error(transparent)]
     Config(#[from] crate::ConfigErrors),
     #[error("{lost} readings could not be written before shutdown: {cause}")]
-    Unflushed {
-        lost: usize,
-        cause: store::StoreError,
-    },
+    Unflushed { lost: usize, cause: store::StoreError },
     #[error("collector task failed: {0}")]
     Task(String),
 }

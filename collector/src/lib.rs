@@ -56,7 +56,5 @@ pub async fn run(
     pollers.wait().await;
     // Every sender is gone once the pollers have returned, so the writer sees the end of the
     // channel after writing what is left in it.
-    writer
-        .await
-        .map_err(|e| CollectorError::Task(e.to_string()))?
+    writer.await.map_err(|e| CollectorError::Task(e.to_string()))?
 }

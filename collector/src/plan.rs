@@ -32,35 +32,19 @@ impl Plan {
         let mut requests: Vec<Request> = Vec::new();
         for i in order {
             let p = &device.points[i];
-            let width = if p.register.is_bit() {
-                1
-            } else {
-                p.data_type.width()
-            };
-            let cap = if p.register.is_bit() {
-                MAX_BITS
-            } else {
-                device.max_registers_per_request
-            };
+            let width = if p.register.is_bit() { 1 } else { p.data_type.width() };
+            let cap = if p.register.is_bit() { MAX_BITS } else { device.max_registers_per_request };
             let end = u32::from(p.address) + u32::from(width);
             if let Some(last) = requests.last_mut() {
                 let last_end = u32::from(last.address) + u32::from(last.count);
                 let merged_count = end.max(last_end) - u32::from(last.address);
-                if last.register == p.register
-                    && u32::from(p.address) <= last_end
-                    && merged_count <= u32::from(cap)
-                {
+                if last.register == p.register && u32::from(p.address) <= last_end && merged_count <= u32::from(cap) {
                     last.count = merged_count as u16;
                     last.points.push(i);
                     continue;
                 }
             }
-            requests.push(Request {
-                register: p.register,
-                address: p.address,
-                count: width,
-                points: vec![i],
-            });
+            requests.push(Request { register: p.register, address: p.address, count: width, points: vec![i] });
         }
         Plan { requests }
     }
@@ -101,21 +85,12 @@ mod tests {
     }
 
     #[track_caller]
-    fn check(
-        max: u16,
-        points: &[(RegisterKind, u16, DataType)],
-        expected: &[(RegisterKind, u16, u16, &[usize])],
-    ) {
+    fn check(max: u16, points: &[(RegisterKind, u16, DataType)], expected: &[(RegisterKind, u16, u16, &[usize])]) {
         let plan = Plan::for_device(&device(max, points));
-        let got: Vec<(RegisterKind, u16, u16, Vec<usize>)> = plan
-            .requests
-            .into_iter()
-            .map(|r| (r.register, r.address, r.count, r.points))
-            .collect();
-        let expected: Vec<(RegisterKind, u16, u16, Vec<usize>)> = expected
-            .iter()
-            .map(|&(k, a, c, p)| (k, a, c, p.to_vec()))
-            .collect();
+        let got: Vec<(RegisterKind, u16, u16, Vec<usize>)> =
+            plan.requests.into_iter().map(|r| (r.register, r.address, r.count, r.points)).collect();
+        let expected: Vec<(RegisterKind, u16, u16, Vec<usize>)> =
+            expected.iter().map(|&(k, a, c, p)| (k, a, c, p.to_vec())).collect();
         assert_eq!(got, expected);
     }
 
@@ -124,30 +99,15 @@ mod tests {
 
     #[test]
     fn contiguous_points_merge() {
-        check(
-            125,
-            &[(Input, 2, F32), (Input, 0, U32), (Input, 4, U16)],
-            &[(Input, 0, 5, &[1, 0, 2])],
-        );
+        check(125, &[(Input, 2, F32), (Input, 0, U32), (Input, 4, U16)], &[(Input, 0, 5, &[1, 0, 2])]);
     }
 
     #[test]
     fn gaps_and_tables_split() {
         check(
             125,
-            &[
-                (Input, 0, U16),
-                (Input, 2, U16),
-                (Holding, 1, U16),
-                (Discrete, 0, Bool),
-                (Discrete, 1, Bool),
-            ],
-            &[
-                (Discrete, 0, 2, &[3, 4]),
-                (Holding, 1, 1, &[2]),
-                (Input, 0, 1, &[0]),
-                (Input, 2, 1, &[1]),
-            ],
+            &[(Input, 0, U16), (Input, 2, U16), (Holding, 1, U16), (Discrete, 0, Bool), (Discrete, 1, Bool)],
+            &[(Discrete, 0, 2, &[3, 4]), (Holding, 1, 1, &[2]), (Input, 0, 1, &[0]), (Input, 2, 1, &[1])],
         );
     }
 
@@ -162,10 +122,6 @@ mod tests {
 
     #[test]
     fn overlapping_points_share_registers() {
-        check(
-            125,
-            &[(Holding, 0, U32), (Holding, 1, U16)],
-            &[(Holding, 0, 2, &[0, 1])],
-        );
+        check(125, &[(Holding, 0, U32), (Holding, 1, U16)], &[(Holding, 0, 2, &[0, 1])]);
     }
 }

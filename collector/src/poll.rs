@@ -28,16 +28,13 @@ enum Answer {
 /// Now, cut to the millisecond both stores keep.
 fn now_ms() -> DateTime<Utc> {
     let now = Utc::now();
-    now.duration_trunc(chrono::Duration::milliseconds(1))
-        .unwrap_or(now)
+    now.duration_trunc(chrono::Duration::milliseconds(1)).unwrap_or(now)
 }
 
 /// Exponential backoff with full jitter, so that devices behind one rebooted gateway do not all
 /// reconnect in the same instant.
 fn backoff(failures: u32) -> Duration {
-    let ceiling = BACKOFF_MIN
-        .saturating_mul(1 << failures.min(10))
-        .min(BACKOFF_MAX);
+    let ceiling = BACKOFF_MIN.saturating_mul(1 << failures.min(10)).min(BACKOFF_MAX);
     let ms = rand::rng().random_range(ceiling.as_millis() as u64 / 2..=ceiling.as_millis() as u64);
     Duration::from_millis(ms)
 }
@@ -101,22 +98,14 @@ pub(crate) async fn run(
         for req in &plan.requests {
             if broken.is_some() {
                 let t = now_ms();
-                readings.extend(
-                    req.points
-                        .iter()
-                        .map(|&i| absent(&device, i, t, Quality::CommFail)),
-                );
+                readings.extend(req.points.iter().map(|&i| absent(&device, i, t, Quality::CommFail)));
                 continue;
             }
             match read(c, req, timeout).await {
                 Ok(answer) => decode(&device, req, &answer, now_ms(), &mut readings),
                 Err(e) => {
                     let t = now_ms();
-                    readings.extend(
-                        req.points
-                            .iter()
-                            .map(|&i| absent(&device, i, t, Quality::CommFail)),
-                    );
+                    readings.extend(req.points.iter().map(|&i| absent(&device, i, t, Quality::CommFail)));
                     broken = Some(e);
                 }
             }
@@ -141,12 +130,11 @@ pub(crate) async fn run(
 }
 
 async fn connect(device: &DeviceConfig, timeout: Duration) -> Result<Context, String> {
-    let addrs: Vec<SocketAddr> =
-        tokio::time::timeout(timeout, tokio::net::lookup_host(&device.address))
-            .await
-            .map_err(|_| "name lookup timed out".to_owned())?
-            .map_err(|e| format!("cannot resolve: {e}"))?
-            .collect();
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(timeout, tokio::net::lookup_host(&device.address))
+        .await
+        .map_err(|_| "name lookup timed out".to_owned())?
+        .map_err(|e| format!("cannot resolve: {e}"))?
+        .collect();
     let addr = *addrs.first().ok_or("the name resolves to no address")?;
     tokio::time::timeout(timeout, tcp::connect_slave(addr, Slave(device.unit_id)))
         .await
@@ -161,10 +149,7 @@ async fn read(ctx: &mut Context, req: &Request, timeout: Duration) -> Result<Ans
         Ok::<_, tokio_modbus::Error>(match req.register {
             RegisterKind::Coil => ctx.read_coils(a, n).await?.map(Answer::Bits),
             RegisterKind::Discrete => ctx.read_discrete_inputs(a, n).await?.map(Answer::Bits),
-            RegisterKind::Holding => ctx
-                .read_holding_registers(a, n)
-                .await?
-                .map(Answer::Registers),
+            RegisterKind::Holding => ctx.read_holding_registers(a, n).await?.map(Answer::Registers),
             RegisterKind::Input => ctx.read_input_registers(a, n).await?.map(Answer::Registers),
         })
     })
@@ -178,23 +163,11 @@ async fn read(ctx: &mut Context, req: &Request, timeout: Duration) -> Result<Ans
 }
 
 fn absent(device: &DeviceConfig, i: usize, time: DateTime<Utc>, quality: Quality) -> Reading {
-    Reading {
-        device: device.name.clone(),
-        point: device.points[i].name.clone(),
-        time,
-        value: Value::Absent,
-        quality,
-    }
+    Reading { device: device.name.clone(), point: device.points[i].name.clone(), time, value: Value::Absent, quality }
 }
 
 /// Turns one answer into a reading per point of the request.
-fn decode(
-    device: &DeviceConfig,
-    req: &Request,
-    answer: &Answer,
-    time: DateTime<Utc>,
-    out: &mut Vec<Reading>,
-) {
+fn decode(device: &DeviceConfig, req: &Request, answer: &Answer, time: DateTime<Utc>, out: &mut Vec<Reading>) {
     for &i in &req.points {
         let p = &device.points[i];
         let offset = usize::from(p.address - req.address);
@@ -203,21 +176,16 @@ fn decode(
                 out.push(absent(device, i, time, Quality::Exception(*code)));
                 continue;
             }
-            Answer::Bits(bits) => bits
-                .get(offset)
-                .map(|b| f64::from(u8::from(*b)))
-                .ok_or("short reply".to_owned()),
+            Answer::Bits(bits) => bits.get(offset).map(|b| f64::from(u8::from(*b))).ok_or("short reply".to_owned()),
             Answer::Registers(regs) => {
                 let words = regs.get(offset..).unwrap_or_default();
-                codec::decode(words, p.data_type, p.effective_word_order(device))
-                    .map_err(|e| e.to_string())
+                codec::decode(words, p.data_type, p.effective_word_order(device)).map_err(|e| e.to_string())
             }
         };
         let reading = match raw {
             Ok(raw) => {
                 let v = p.engineering(raw);
-                let in_range =
-                    v.is_finite() && p.min.is_none_or(|m| v >= m) && p.max.is_none_or(|m| v <= m);
+                let in_range = v.is_finite() && p.min.is_none_or(|m| v >= m) && p.max.is_none_or(|m| v <= m);
                 if in_range {
                     Reading {
                         device: device.name.clone(),

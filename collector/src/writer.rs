@@ -21,10 +21,7 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions {
-            max_batch: 5000,
-            max_delay: Duration::from_millis(500),
-        }
+        WriterOptions { max_batch: 5000, max_delay: Duration::from_millis(500) }
     }
 }
 
@@ -47,10 +44,7 @@ async fn write(
             Err(e) if e.is_transient() => {
                 attempt += 1;
                 if give_up_after.is_some_and(|n| attempt >= n) {
-                    return Err(CollectorError::Unflushed {
-                        lost: batch.len(),
-                        cause: e,
-                    });
+                    return Err(CollectorError::Unflushed { lost: batch.len(), cause: e });
                 }
                 let wait = Duration::from_millis(200 * u64::from(attempt.min(25)));
                 warn!(error = %e, attempt, readings = batch.len(), "store unavailable; retrying");

@@ -39,11 +39,8 @@ fn draw(
     size: (u32, u32),
 ) -> Result<(), Box<dyn std::error::Error>> {
     let zone = jst();
-    let (lo, hi) = windows
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), w| {
-            (lo.min(w.min), hi.max(w.max))
-        });
+    let (lo, hi) =
+        windows.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), w| (lo.min(w.min), hi.max(w.max)));
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.08).max(hi.abs() * 0.01).max(1e-6);
     let root = SVGBackend::with_string(svg, size).into_drawing_area();
@@ -52,10 +49,7 @@ fn draw(
         .margin(6)
         .x_label_area_size(24)
         .y_label_area_size(52)
-        .build_cartesian_2d(
-            from.with_timezone(&zone)..to.with_timezone(&zone),
-            (lo - pad)..(hi + pad),
-        )?;
+        .build_cartesian_2d(from.with_timezone(&zone)..to.with_timezone(&zone), (lo - pad)..(hi + pad))?;
     chart
         .configure_mesh()
         .x_labels(6)
@@ -69,10 +63,7 @@ fn draw(
     let mut previous: Option<DateTime<Utc>> = None;
     for w in windows {
         if previous.is_some_and(|p| (w.start - p).num_milliseconds() > 2 * window_ms) {
-            chart.draw_series(LineSeries::new(
-                std::mem::take(&mut segment),
-                colour.stroke_width(2),
-            ))?;
+            chart.draw_series(LineSeries::new(std::mem::take(&mut segment), colour.stroke_width(2)))?;
         }
         let t = w.start.with_timezone(&zone);
         segment.push((t, w.min));

@@ -20,21 +20,12 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m).into_response(),
-            AppError::NotFound(m) => {
-                (StatusCode::NOT_FOUND, format!("not found: {m}")).into_response()
-            }
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, format!("not found: {m}")).into_response(),
             AppError::Store(e) => {
                 error!(error = %e, "store error while answering a request");
-                let status = if e.is_transient() {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                };
-                (
-                    status,
-                    "internal error: the store did not answer; see the server log",
-                )
-                    .into_response()
+                let status =
+                    if e.is_transient() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+                (status, "internal error: the store did not answer; see the server log").into_response()
             }
         }
     }

@@ -18,9 +18,7 @@ pub fn escape(s: &str) -> String {
 
 /// The page frame: a readable layout at phone width, no scripts.
 pub fn page(title: &str, refresh_s: Option<u32>, body: &str) -> String {
-    let refresh = refresh_s
-        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
-        .unwrap_or_default();
+    let refresh = refresh_s.map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">")).unwrap_or_default();
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -59,9 +57,6 @@ svg {{ max-width: 100%; height: auto; }}
 mod tests {
     #[test]
     fn escapes_markup() {
-        assert_eq!(
-            super::escape(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        assert_eq!(super::escape(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     }
 }

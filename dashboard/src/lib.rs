@@ -35,29 +35,20 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("store", &self.store.describe())
-            .finish_non_exhaustive()
+        f.debug_struct("AppState").field("store", &self.store.describe()).finish_non_exhaustive()
     }
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        AppState {
-            store,
-            units: Arc::default(),
-        }
+        AppState { store, units: Arc::default() }
     }
 
     /// Learns point units from a device map.
     pub fn with_units(mut self, devices: &[DeviceConfig]) -> Self {
         let units = devices
             .iter()
-            .flat_map(|d| {
-                d.points
-                    .iter()
-                    .map(move |p| ((d.name.clone(), p.name.clone()), p.unit.clone()))
-            })
+            .flat_map(|d| d.points.iter().map(move |p| ((d.name.clone(), p.name.clone()), p.unit.clone())))
             .filter(|(_, u)| !u.is_empty())
             .collect();
         self.units = Arc::new(units);
@@ -65,10 +56,7 @@ impl AppState {
     }
 
     fn unit(&self, device: &DeviceId, point: &PointName) -> &str {
-        self.units
-            .get(&(device.clone(), point.clone()))
-            .map(String::as_str)
-            .unwrap_or("")
+        self.units.get(&(device.clone(), point.clone())).map(String::as_str).unwrap_or("")
     }
 }
 
@@ -85,7 +73,5 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     info!(%addr, store = %state.store.describe(), "dashboard listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    axum::serve(listener, app(state)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
 }

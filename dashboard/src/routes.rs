@@ -25,10 +25,7 @@ const CHART_SIZE: (u32, u32) = (560, 170);
 const OVERVIEW_WINDOWS: i64 = 240;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(overview))
-        .route("/api/health", get(health))
-        .route("/api/devices", get(devices))
+    Router::new().route("/", get(overview)).route("/api/health", get(health)).route("/api/devices", get(devices))
 }
 
 #[derive(Serialize)]
@@ -52,17 +49,9 @@ async fn health(State(state): State<AppState>) -> Response {
     let body = Health {
         status: if reachable { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
-        store: StoreHealth {
-            backend: state.store.describe(),
-            reachable,
-            error: result.err().map(|e| e.to_string()),
-        },
+        store: StoreHealth { backend: state.store.describe(), reachable, error: result.err().map(|e| e.to_string()) },
     };
-    let status = if reachable {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if reachable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
 
@@ -133,10 +122,7 @@ async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppErro
         body.push_str("<p>No readings yet. Start the collector (<code>mizumori collect</code>) or the demo.</p>");
     }
     for (device, readings) in &groups {
-        let _ = write!(
-            body,
-            "<section class=\"device\" id=\"{device}\"><h2>{device}</h2>"
-        );
+        let _ = write!(body, "<section class=\"device\" id=\"{device}\"><h2>{device}</h2>");
         for r in readings {
             let windows = match r.value {
                 Value::Number(_) | Value::Absent => {
@@ -154,11 +140,7 @@ async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppErro
                 Value::Text(_) => Vec::new(),
             };
             let unit = escape(state.unit(&r.device, &r.point));
-            let quality_class = if r.quality.is_good() {
-                "q-good"
-            } else {
-                "q-bad"
-            };
+            let quality_class = if r.quality.is_good() { "q-good" } else { "q-bad" };
             let svg = if windows.is_empty() {
                 String::new()
             } else {

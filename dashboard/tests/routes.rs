@@ -12,21 +12,14 @@ use tower::ServiceExt;
 
 async fn state_with_readings() -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("m.sqlite"))
-        .await
-        .unwrap();
+    let store = SqliteStore::open(&dir.path().join("m.sqlite")).await.unwrap();
     let now = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
     let dev = |s| DeviceId::new(s).unwrap();
     let pt = |s| PointName::new(s).unwrap();
     let mut batch = Vec::new();
     for i in 0..120 {
         let t = now - Duration::seconds(119 - i);
-        batch.push(Reading::good(
-            dev("fm01"),
-            pt("flow"),
-            t,
-            100.0 + (i as f64).sin(),
-        ));
+        batch.push(Reading::good(dev("fm01"), pt("flow"), t, 100.0 + (i as f64).sin()));
         batch.push(Reading::good(dev("ps01"), pt("discharge_pressure"), t, 4.0));
     }
     batch.push(Reading {
@@ -48,14 +41,9 @@ async fn state_with_readings() -> (AppState, tempfile::TempDir) {
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
-    let resp = app(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let resp = app(state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
     let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 10 << 20)
-        .await
-        .unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), 10 << 20).await.unwrap();
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
@@ -67,12 +55,7 @@ async fn health_reports_the_store() {
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(j["status"], "ok");
     assert_eq!(j["store"]["reachable"], true);
-    assert!(
-        j["store"]["backend"]
-            .as_str()
-            .unwrap()
-            .starts_with("sqlite ")
-    );
+    assert!(j["store"]["backend"].as_str().unwrap().starts_with("sqlite "));
 }
 
 #[tokio::test]
@@ -81,12 +64,7 @@ async fn devices_lists_latest_values_with_quality() {
     let (status, body) = get(&state, "/api/devices").await;
     assert_eq!(status, StatusCode::OK);
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let names: Vec<&str> = j["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = j["devices"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["fm01", "ps01", "ps02"]);
     let ps02 = &j["devices"][2]["points"][0];
     assert_eq!(ps02["quality"], "comm_fail");
@@ -101,11 +79,7 @@ async fn overview_draws_a_chart_per_numeric_point_and_escapes_text() {
     let (state, _dir) = state_with_readings().await;
     let (status, body) = get(&state, "/").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        body.matches("<svg").count(),
-        2,
-        "flow and discharge_pressure have charts; text and failed points none"
-    );
+    assert_eq!(body.matches("<svg").count(), 2, "flow and discharge_pressure have charts; text and failed points none");
     assert!(body.contains("&lt;b&gt;over&lt;/b&gt; &amp; &quot;temp&quot;"));
     assert!(!body.contains("<b>over</b>"));
     assert!(body.contains("comm_fail"));
@@ -127,18 +101,10 @@ async fn health_is_503_when_the_store_goes_away() {
     let addr = listener.local_addr().unwrap();
     let fake = axum::Router::new()
         .route("/ping", get_route(|| async { StatusCode::NO_CONTENT }))
-        .route(
-            "/query",
-            post(|| async { axum::Json(serde_json::json!({"results": [{"statement_id": 0}]})) }),
-        );
+        .route("/query", post(|| async { axum::Json(serde_json::json!({"results": [{"statement_id": 0}]})) }));
     let server = tokio::spawn(async move { axum::serve(listener, fake).await });
-    let influx = store::InfluxStore::connect(
-        &format!("http://{addr}"),
-        "water",
-        store::InfluxAuth::none(),
-    )
-    .await
-    .unwrap();
+    let influx =
+        store::InfluxStore::connect(&format!("http://{addr}"), "water", store::InfluxAuth::none()).await.unwrap();
     let state = AppState::new(Arc::new(influx));
     assert_eq!(get(&state, "/api/health").await.0, StatusCode::OK);
     server.abort();

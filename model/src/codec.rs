@@ -100,10 +100,7 @@ impl WordOrder {
 
 /// Big-endian bytes of `value` as `data_type`, or an error when it does not fit.
 fn to_be_bytes(value: f64, data_type: DataType) -> Result<Vec<u8>, ModelError> {
-    let out_of_range = || ModelError::OutOfRange {
-        data_type: data_type.name(),
-        value: value.to_string(),
-    };
+    let out_of_range = || ModelError::OutOfRange { data_type: data_type.name(), value: value.to_string() };
     if !value.is_finite() && !matches!(data_type, DataType::F32 | DataType::F64) {
         return Err(out_of_range());
     }
@@ -133,10 +130,7 @@ fn to_be_bytes(value: f64, data_type: DataType) -> Result<Vec<u8>, ModelError> {
 /// Encodes `value` into registers in the given word order.
 pub fn encode(value: f64, data_type: DataType, order: WordOrder) -> Result<Vec<u16>, ModelError> {
     let bytes = to_be_bytes(value, data_type)?;
-    let mut words: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
+    let mut words: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
     if data_type.width() > 1 {
         arrange(&mut words, order);
     }
@@ -150,11 +144,7 @@ pub fn encode(value: f64, data_type: DataType, order: WordOrder) -> Result<Vec<u
 pub fn decode(registers: &[u16], data_type: DataType, order: WordOrder) -> Result<f64, ModelError> {
     let width = usize::from(data_type.width());
     if registers.len() < width {
-        return Err(ModelError::ShortRegisters {
-            data_type: data_type.name(),
-            needed: width,
-            got: registers.len(),
-        });
+        return Err(ModelError::ShortRegisters { data_type: data_type.name(), needed: width, got: registers.len() });
     }
     let mut words = registers[..width].to_vec();
     if width > 1 {
@@ -167,12 +157,8 @@ pub fn decode(registers: &[u16], data_type: DataType, order: WordOrder) -> Resul
         DataType::I16 => f64::from(i16::from_be_bytes([b[0], b[1]])),
         DataType::U32 => f64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
         DataType::I32 => f64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-        DataType::U64 => {
-            u64::from_be_bytes(b[..8].try_into().expect("width is 4 registers")) as f64
-        }
-        DataType::I64 => {
-            i64::from_be_bytes(b[..8].try_into().expect("width is 4 registers")) as f64
-        }
+        DataType::U64 => u64::from_be_bytes(b[..8].try_into().expect("width is 4 registers")) as f64,
+        DataType::I64 => i64::from_be_bytes(b[..8].try_into().expect("width is 4 registers")) as f64,
         DataType::F32 => f32_to_f64_shortest(f32::from_be_bytes([b[0], b[1], b[2], b[3]])),
         DataType::F64 => f64::from_be_bytes(b[..8].try_into().expect("width is 4 registers")),
         DataType::Bool => f64::from(u8::from(registers[0] != 0)),
@@ -215,16 +201,8 @@ mod tests {
 
     #[track_caller]
     fn check(value: f64, data_type: DataType, order: WordOrder, wire: &[u16]) {
-        assert_eq!(
-            encode(value, data_type, order).unwrap(),
-            wire,
-            "encode {value} {data_type:?} {order:?}"
-        );
-        assert_eq!(
-            decode(wire, data_type, order).unwrap(),
-            value,
-            "decode {wire:04x?} {data_type:?} {order:?}"
-        );
+        assert_eq!(encode(value, data_type, order).unwrap(), wire, "encode {value} {data_type:?} {order:?}");
+        assert_eq!(decode(wire, data_type, order).unwrap(), value, "decode {wire:04x?} {data_type:?} {order:?}");
     }
 
     #[test]
@@ -279,31 +257,14 @@ mod tests {
     #[test]
     fn short_input_is_an_error() {
         let e = decode(&[1, 2, 3], F64, Abcd).unwrap_err();
-        assert_eq!(
-            e,
-            ModelError::ShortRegisters {
-                data_type: "f64",
-                needed: 4,
-                got: 3
-            }
-        );
+        assert_eq!(e, ModelError::ShortRegisters { data_type: "f64", needed: 4, got: 3 });
     }
 
     #[test]
     fn round_trip_every_type_and_order() {
         // A cheap exhaustive-ish sweep instead of a property-test dependency: every type and
         // order over values that exercise sign bits and all byte positions.
-        let samples = [
-            0.0,
-            1.0,
-            255.0,
-            256.0,
-            4660.0,
-            32_767.0,
-            65_535.0,
-            1.0e6,
-            4_294_967_295.0,
-        ];
+        let samples = [0.0, 1.0, 255.0, 256.0, 4660.0, 32_767.0, 65_535.0, 1.0e6, 4_294_967_295.0];
         for dt in [U16, I16, U32, I32, U64, I64, F32, F64] {
             for order in [Abcd, Cdab, Badc, Dcba] {
                 for &v in samples.iter().chain(&[-1.0, -32_768.0, 0.1, 1234.5678]) {

@@ -6,16 +6,9 @@ pub enum ModelError {
     #[error("{kind} {value:?} is not a valid name: use 1 to 64 characters from A-Z a-z 0-9 _ . -")]
     InvalidName { kind: &'static str, value: String },
     #[error("{data_type} needs {needed} registers, got {got}")]
-    ShortRegisters {
-        data_type: DataTypeName,
-        needed: usize,
-        got: usize,
-    },
+    ShortRegisters { data_type: DataTypeName, needed: usize, got: usize },
     #[error("value {value} does not fit in {data_type}")]
-    OutOfRange {
-        data_type: DataTypeName,
-        value: String,
-    },
+    OutOfRange { data_type: DataTypeName, value: String },
     #[error("unknown quality {0:?}")]
     UnknownQuality(String),
 }

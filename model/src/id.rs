@@ -18,8 +18,7 @@ pub const MAX_NAME_LEN: usize = 64;
 pub fn is_safe_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 macro_rules! safe_name {
@@ -118,9 +117,6 @@ mod tests {
     #[test]
     fn error_names_the_kind_and_value() {
         let e = PointName::new("bad name").unwrap_err().to_string();
-        assert!(
-            e.contains("point name") && e.contains("\"bad name\""),
-            "{e}"
-        );
+        assert!(e.contains("point name") && e.contains("\"bad name\""), "{e}");
     }
 }

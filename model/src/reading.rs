@@ -54,10 +54,7 @@ impl FromStr for Quality {
             "stale" => Quality::Stale,
             "comm_fail" => Quality::CommFail,
             "out_of_range" => Quality::OutOfRange,
-            _ => match s
-                .strip_prefix("exception_")
-                .map(|h| u8::from_str_radix(h, 16))
-            {
+            _ => match s.strip_prefix("exception_").map(|h| u8::from_str_radix(h, 16)) {
                 Some(Ok(code)) if s.len() == "exception_00".len() => Quality::Exception(code),
                 _ => return Err(ModelError::UnknownQuality(s.to_owned())),
             },
@@ -116,13 +113,7 @@ pub struct Reading {
 impl Reading {
     /// A good numeric reading.
     pub fn good(device: DeviceId, point: PointName, time: DateTime<Utc>, value: f64) -> Self {
-        Reading {
-            device,
-            point,
-            time,
-            value: Value::Number(value),
-            quality: Quality::Good,
-        }
+        Reading { device, point, time, value: Value::Number(value), quality: Quality::Good }
     }
 }
 

@@ -4,25 +4,25 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 
-/// Maps real elapsed time to simulated time: `start + elapsed × scale`.
+/// Maps real elapsed time to simulated time: `origin + elapsed × scale`.
 #[derive(Debug, Clone, Copy)]
 pub struct SimClock {
-    start: DateTime<Utc>,
+    origin: DateTime<Utc>,
     real_start: Instant,
     scale: f64,
 }
 
 impl SimClock {
-    pub fn start(start: DateTime<Utc>, scale: f64) -> Self {
-        SimClock {
-            start,
-            real_start: Instant::now(),
-            scale,
-        }
+    pub fn start(origin: DateTime<Utc>, scale: f64) -> Self {
+        SimClock { origin, real_start: Instant::now(), scale }
+    }
+
+    pub fn origin(&self) -> DateTime<Utc> {
+        self.origin
     }
 
     pub fn now(&self) -> DateTime<Utc> {
         let elapsed = self.real_start.elapsed().as_secs_f64() * self.scale;
-        self.start + Duration::milliseconds((elapsed * 1000.0) as i64)
+        self.origin + Duration::milliseconds((elapsed * 1000.0) as i64)
     }
 }

@@ -1,24 +1,9 @@
-//! The seam between physics and protocol: a device model and its register image.
+//! The seam between physics and protocol: a device's register image, and the state of its
+//! communication faults, both shared between the stepping loop and the Modbus server.
+
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use model::{DataType, PointConfig, RegisterKind, codec};
-
-/// A simulated device: its register map and the physics that fills it.
-///
-/// `points()` is the documented register map (the same description the collector's
-/// configuration uses); after each `step`, `values()` holds one engineering value per point, in
-/// the same order.
-pub trait DeviceModel: Send + Sync + std::fmt::Debug {
-    /// A short name of the kind of device, e.g. "pump_station".
-    fn profile(&self) -> &'static str;
-    fn points(&self) -> &[PointConfig];
-    /// Advances the physics by `dt_s` seconds to `now`.
-    fn step(&mut self, now: chrono::DateTime<chrono::Utc>, dt_s: f64);
-    fn values(&self) -> &[f64];
-    /// The largest read the device accepts.
-    fn max_registers_per_request(&self) -> u16 {
-        model::config::DEFAULT_MAX_REGISTERS
-    }
-}
 
 /// What a Modbus client can read from one device: the four tables, and which addresses exist.
 #[derive(Debug, Clone, Default)]
@@ -44,9 +29,7 @@ impl<T: Copy + Default> Table<T> {
             self.values.resize(end, T::default());
             self.mapped.resize(end, false);
         }
-        self.mapped[usize::from(address)..end]
-            .iter_mut()
-            .for_each(|m| *m = true);
+        self.mapped[usize::from(address)..end].iter_mut().for_each(|m| *m = true);
     }
 
     /// The values at `address..address+count`, or `None` if any of them is unmapped.
@@ -78,11 +61,7 @@ fn clamp_raw(raw: f64, data_type: DataType) -> f64 {
         DataType::F32 | DataType::F64 => return raw,
         DataType::Bool => return if raw != 0.0 { 1.0 } else { 0.0 },
     };
-    if raw.is_nan() {
-        lo.max(0.0)
-    } else {
-        raw.clamp(lo, hi)
-    }
+    if raw.is_nan() { lo.max(0.0) } else { raw.clamp(lo, hi) }
 }
 
 impl RegisterImage {
@@ -90,11 +69,7 @@ impl RegisterImage {
     pub fn for_points(points: &[PointConfig]) -> Self {
         let mut image = RegisterImage::default();
         for p in points {
-            let width = if p.register.is_bit() {
-                1
-            } else {
-                p.data_type.width()
-            };
+            let width = if p.register.is_bit() { 1 } else { p.data_type.width() };
             match p.register {
                 RegisterKind::Coil => image.coils.map(p.address, width),
                 RegisterKind::Discrete => image.discretes.map(p.address, width),
@@ -116,16 +91,60 @@ impl RegisterImage {
                     // A point's own word order, or big-endian: the simulator's register maps
                     // always state the order per point.
                     let order = p.word_order.unwrap_or_default();
-                    let words = codec::encode(raw, p.data_type, order)
-                        .expect("raw value clamped to the type's range");
-                    let table = if p.register == RegisterKind::Holding {
-                        &mut self.holding
-                    } else {
-                        &mut self.input
-                    };
+                    let words = codec::encode(raw, p.data_type, order).expect("raw value clamped to the type's range");
+                    let table = if p.register == RegisterKind::Holding { &mut self.holding } else { &mut self.input };
                     table.set(p.address, &words);
                 }
             }
+        }
+    }
+}
+
+/// How a device currently misbehaves on the wire, set by the stepping loop from the active
+/// events and read by the server for each request.
+#[derive(Debug, Default)]
+pub struct CommState {
+    mode: AtomicU8,
+    param: AtomicU32,
+}
+
+/// One communication fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommFault {
+    None,
+    /// No reply at all.
+    Silent,
+    /// A reply after this many milliseconds.
+    Late(u32),
+    /// Every request answered with this exception code.
+    Exception(u8),
+    /// The gateway cannot reach the device (exception 0x0B).
+    Unreachable,
+}
+
+impl CommState {
+    pub fn set(&self, fault: CommFault) {
+        let (mode, param) = match fault {
+            CommFault::None => (0, 0),
+            CommFault::Silent => (1, 0),
+            CommFault::Late(ms) => (2, ms),
+            CommFault::Exception(code) => (3, u32::from(code)),
+            CommFault::Unreachable => (4, 0),
+        };
+        // Param first: a reader that sees the new mode also sees its parameter.
+        self.param.store(param, Ordering::Release);
+        self.mode.store(mode, Ordering::Release);
+    }
+
+    pub fn get(&self) -> CommFault {
+        let mode = self.mode.load(Ordering::Acquire);
+        let param = self.param.load(Ordering::Acquire);
+        match mode {
+            1 => CommFault::Silent,
+            2 => CommFault::Late(param),
+            3 => CommFault::Exception(param as u8),
+            4 => CommFault::Unreachable,
+            _ => CommFault::None,
         }
     }
 }

@@ -23,10 +23,7 @@ fn raw_shape(hour: f64) -> f64 {
         let d = (hour - centre + 12.0).rem_euclid(24.0) - 12.0;
         (-(d / width).powi(2) / 2.0).exp()
     };
-    0.35 + 1.05 * bump(7.5, 1.4)
-        + 0.35 * bump(12.3, 1.6)
-        + 0.85 * bump(19.5, 2.0)
-        + 0.2 * bump(23.0, 1.5)
+    0.35 + 1.05 * bump(7.5, 1.4) + 0.35 * bump(12.3, 1.6) + 0.85 * bump(19.5, 2.0) + 0.2 * bump(23.0, 1.5)
 }
 
 /// A district metered area (DMA): population, background leakage, and its demand over time.
@@ -42,19 +39,11 @@ pub struct District {
 
 impl District {
     pub fn new(name: &str, population: f64) -> Self {
-        let shape_mean = (0..1440)
-            .map(|m| raw_shape(f64::from(m) / 60.0))
-            .sum::<f64>()
-            / 1440.0;
+        let shape_mean = (0..1440).map(|m| raw_shape(f64::from(m) / 60.0)).sum::<f64>() / 1440.0;
         let mean = population * PER_CAPITA_M3_PER_DAY / 24.0;
         // Background leakage of about 8 % of average consumption, typical of a well-run
         // Japanese network (non-revenue water is low by world standards).
-        District {
-            name: name.to_owned(),
-            population,
-            shape_mean,
-            leakage_m3_per_h: 0.08 * mean,
-        }
+        District { name: name.to_owned(), population, shape_mean, leakage_m3_per_h: 0.08 * mean }
     }
 
     /// Mean consumption, m³/h, without leakage.
@@ -65,9 +54,7 @@ impl District {
     /// Demand pattern factor at `t` (about 0.4 at night to 1.5 at the morning peak).
     pub fn pattern(&self, t: DateTime<Utc>) -> f64 {
         let local = t + chrono::Duration::seconds(JST_OFFSET_S);
-        let hour = f64::from(local.hour())
-            + f64::from(local.minute()) / 60.0
-            + f64::from(local.second()) / 3600.0;
+        let hour = f64::from(local.hour()) + f64::from(local.minute()) / 60.0 + f64::from(local.second()) / 3600.0;
         let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
         let f = raw_shape(hour) / self.shape_mean;
         // Weekends: the morning peak comes later and lower; approximated by a flatter day.
@@ -113,20 +100,11 @@ mod tests {
         let d = District::new("d", 10_000.0);
         // A Wednesday, whole day in JST (UTC 15:00 the day before).
         let start = Utc.with_ymd_and_hms(2026, 4, 7, 15, 0, 0).unwrap();
-        let factors: Vec<f64> = (0..1440)
-            .map(|m| d.pattern(start + chrono::Duration::minutes(m)))
-            .collect();
+        let factors: Vec<f64> = (0..1440).map(|m| d.pattern(start + chrono::Duration::minutes(m))).collect();
         let mean = factors.iter().sum::<f64>() / 1440.0;
         assert!((mean - 1.0).abs() < 1e-9, "mean {mean}");
-        let (min_idx, _) = factors
-            .iter()
-            .enumerate()
-            .min_by(|a, b| a.1.total_cmp(b.1))
-            .unwrap();
+        let (min_idx, _) = factors.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).unwrap();
         let min_hour = min_idx as f64 / 60.0;
-        assert!(
-            (1.0..=5.0).contains(&min_hour),
-            "night minimum at {min_hour} h"
-        );
+        assert!((1.0..=5.0).contains(&min_hour), "night minimum at {min_hour} h");
     }
 }

@@ -7,29 +7,16 @@ pub enum StoreError {
     BadUrl { url: String, reason: String },
 
     #[error("reading {device}/{point} at {time}: {reason}; nothing of this batch was written")]
-    InvalidReading {
-        device: String,
-        point: String,
-        time: String,
-        reason: String,
-    },
+    InvalidReading { device: String, point: String, time: String, reason: String },
 
     #[error("line protocol: {what} {value:?} {reason}")]
-    LineProtocol {
-        what: &'static str,
-        value: String,
-        reason: &'static str,
-    },
+    LineProtocol { what: &'static str, value: String, reason: &'static str },
 
     #[error("{backend} is unreachable: {message}")]
     Unavailable { backend: String, message: String },
 
     #[error("{backend} rejected the request ({status}): {message}")]
-    Rejected {
-        backend: String,
-        status: u16,
-        message: String,
-    },
+    Rejected { backend: String, status: u16, message: String },
 
     #[error("unexpected answer from {backend}: {message}")]
     Protocol { backend: String, message: String },

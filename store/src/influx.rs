@@ -19,9 +19,7 @@ use serde::Deserialize;
 use tracing::{debug, info};
 
 use crate::lineproto::{self, MEASUREMENT};
-use crate::{
-    RangeQuery, ReadingSink, ReadingSource, Store, StoreError, Window, WindowQuery, validate,
-};
+use crate::{RangeQuery, ReadingSink, ReadingSource, Store, StoreError, Window, WindowQuery, validate};
 
 const BACKEND: &str = "InfluxDB";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,8 +49,7 @@ fn secret_from_env(name: &str) -> Result<Option<Secret>, StoreError> {
     let file_var = format!("{name}_FILE");
     match std::env::var(&file_var) {
         Ok(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| StoreError::Secret { path, source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Secret { path, source })?;
             Ok(Some(Secret(text.trim_end_matches(['\n', '\r']).to_owned())))
         }
         Err(_) => Ok(None),
@@ -67,10 +64,7 @@ impl InfluxAuth {
 
     /// A token sent as `Authorization: Token …`.
     pub fn token(token: impl Into<String>) -> Self {
-        InfluxAuth {
-            token: Some(Secret(token.into())),
-            basic: None,
-        }
+        InfluxAuth { token: Some(Secret(token.into())), basic: None }
     }
 
     /// Credentials from the environment: `MIZUMORI_INFLUX_TOKEN` (or `…_TOKEN_FILE`), and for a
@@ -79,13 +73,9 @@ impl InfluxAuth {
         let token = secret_from_env("MIZUMORI_INFLUX_TOKEN")?;
         let basic = match username {
             Some(user) => {
-                let password = secret_from_env("MIZUMORI_INFLUX_PASSWORD")?.ok_or_else(|| {
-                    StoreError::BadUrl {
-                        url: format!("influx://{user}@…"),
-                        reason:
-                            "a user is named but MIZUMORI_INFLUX_PASSWORD (or _FILE) is not set"
-                                .to_owned(),
-                    }
+                let password = secret_from_env("MIZUMORI_INFLUX_PASSWORD")?.ok_or_else(|| StoreError::BadUrl {
+                    url: format!("influx://{user}@…"),
+                    reason: "a user is named but MIZUMORI_INFLUX_PASSWORD (or _FILE) is not set".to_owned(),
                 })?;
                 Some((user, password))
             }
@@ -134,17 +124,11 @@ impl Series {
 }
 
 fn unavailable(e: reqwest::Error) -> StoreError {
-    StoreError::Unavailable {
-        backend: BACKEND.to_owned(),
-        message: e.to_string(),
-    }
+    StoreError::Unavailable { backend: BACKEND.to_owned(), message: e.to_string() }
 }
 
 fn protocol(message: impl Into<String>) -> StoreError {
-    StoreError::Protocol {
-        backend: BACKEND.to_owned(),
-        message: message.into(),
-    }
+    StoreError::Protocol { backend: BACKEND.to_owned(), message: message.into() }
 }
 
 impl InfluxStore {
@@ -156,17 +140,10 @@ impl InfluxStore {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| protocol(format!("cannot build HTTP client: {e}")))?;
-        let store = InfluxStore {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-            database: database.to_owned(),
-            auth,
-        };
+        let store =
+            InfluxStore { http, base: base.trim_end_matches('/').to_owned(), database: database.to_owned(), auth };
         store.health().await?;
-        match store
-            .post_query(&format!("CREATE DATABASE \"{database}\""))
-            .await
-        {
+        match store.post_query(&format!("CREATE DATABASE \"{database}\"")).await {
             Ok(_) => debug!(database, "database ready"),
             Err(e) => {
                 info!(database, error = %e, "could not create the database; assuming it exists")
@@ -190,19 +167,11 @@ impl InfluxStore {
         let status = resp.status();
         let body = resp.text().await.map_err(unavailable)?;
         if !status.is_success() {
-            return Err(StoreError::Rejected {
-                backend: BACKEND.to_owned(),
-                status: status.as_u16(),
-                message: body,
-            });
+            return Err(StoreError::Rejected { backend: BACKEND.to_owned(), status: status.as_u16(), message: body });
         }
-        let parsed: QueryResponse = serde_json::from_str(&body)
-            .map_err(|e| protocol(format!("bad JSON from /query ({e}): {body:.200}")))?;
-        if let Some(error) = parsed
-            .error
-            .as_ref()
-            .or_else(|| parsed.results.iter().find_map(|r| r.error.as_ref()))
-        {
+        let parsed: QueryResponse =
+            serde_json::from_str(&body).map_err(|e| protocol(format!("bad JSON from /query ({e}): {body:.200}")))?;
+        if let Some(error) = parsed.error.as_ref().or_else(|| parsed.results.iter().find_map(|r| r.error.as_ref())) {
             return Err(StoreError::Rejected {
                 backend: BACKEND.to_owned(),
                 status: status.as_u16(),
@@ -214,10 +183,7 @@ impl InfluxStore {
 
     /// Runs a statement that changes the server (CREATE DATABASE); needs POST.
     async fn post_query(&self, q: &str) -> Result<QueryResponse, StoreError> {
-        let req = self
-            .http
-            .post(format!("{}/query", self.base))
-            .query(&[("q", q)]);
+        let req = self.http.post(format!("{}/query", self.base)).query(&[("q", q)]);
         let resp = self.with_auth(req).send().await.map_err(unavailable)?;
         Self::read_response(resp).await
     }
@@ -237,19 +203,13 @@ impl InfluxStore {
 
     /// Drops the database; for tests that made their own.
     pub async fn drop_database(&self) -> Result<(), StoreError> {
-        self.post_query(&format!("DROP DATABASE \"{}\"", self.database))
-            .await
-            .map(|_| ())
+        self.post_query(&format!("DROP DATABASE \"{}\"", self.database)).await.map(|_| ())
     }
 }
 
 /// `time >= …ms AND time < …ms`, the range condition every query shares.
 fn time_range(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-    format!(
-        "time >= {}ms AND time < {}ms",
-        from.timestamp_millis(),
-        to.timestamp_millis()
-    )
+    format!("time >= {}ms AND time < {}ms", from.timestamp_millis(), to.timestamp_millis())
 }
 
 /// `"device" = '…' AND "point" = '…'`. The names are safe by construction ([`DeviceId`],
@@ -261,68 +221,42 @@ fn series_filter(device: &DeviceId, point: &PointName) -> Result<String, StoreEr
 }
 
 fn time_of(v: &serde_json::Value) -> Result<DateTime<Utc>, StoreError> {
-    v.as_i64()
-        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-        .ok_or_else(|| protocol(format!("bad time {v}")))
+    v.as_i64().and_then(|ms| Utc.timestamp_millis_opt(ms).single()).ok_or_else(|| protocol(format!("bad time {v}")))
 }
 
 fn f64_of(v: &serde_json::Value, what: &str) -> Result<f64, StoreError> {
-    v.as_f64()
-        .ok_or_else(|| protocol(format!("bad {what} {v}")))
+    v.as_f64().ok_or_else(|| protocol(format!("bad {what} {v}")))
 }
 
 /// Turns rows with `time`, `value`, `text` and `quality` columns into readings.
-fn readings_of(
-    series: &Series,
-    device: &DeviceId,
-    point: &PointName,
-) -> Result<Vec<Reading>, StoreError> {
-    let time_col = series
-        .column("time")
-        .ok_or_else(|| protocol("no time column"))?;
+fn readings_of(series: &Series, device: &DeviceId, point: &PointName) -> Result<Vec<Reading>, StoreError> {
+    let time_col = series.column("time").ok_or_else(|| protocol("no time column"))?;
     let value_col = series.column("value");
     let text_col = series.column("text");
     let quality_col = series.column("quality");
-    let cell = |row: &[serde_json::Value], col: Option<usize>| {
-        col.and_then(|c| row.get(c)).cloned().unwrap_or_default()
-    };
+    let cell =
+        |row: &[serde_json::Value], col: Option<usize>| col.and_then(|c| row.get(c)).cloned().unwrap_or_default();
     series
         .values
         .iter()
         .map(|row| {
             let time = time_of(&cell(row, Some(time_col)))?;
             let value = match (cell(row, value_col), cell(row, text_col)) {
-                (serde_json::Value::Number(n), _) => {
-                    Value::Number(n.as_f64().ok_or_else(|| protocol("bad value"))?)
-                }
+                (serde_json::Value::Number(n), _) => Value::Number(n.as_f64().ok_or_else(|| protocol("bad value"))?),
                 (_, serde_json::Value::String(t)) => Value::Text(t),
                 _ => Value::Absent,
             };
             let quality = match cell(row, quality_col) {
-                serde_json::Value::String(q) => {
-                    q.parse::<Quality>().map_err(|e| protocol(e.to_string()))?
-                }
+                serde_json::Value::String(q) => q.parse::<Quality>().map_err(|e| protocol(e.to_string()))?,
                 other => return Err(protocol(format!("bad quality {other}"))),
             };
-            Ok(Reading {
-                device: device.clone(),
-                point: point.clone(),
-                time,
-                value,
-                quality,
-            })
+            Ok(Reading { device: device.clone(), point: point.clone(), time, value, quality })
         })
         .collect()
 }
 
 fn key_of(series: &Series) -> Result<(DeviceId, PointName), StoreError> {
-    let tag = |k: &str| {
-        series
-            .tags
-            .get(k)
-            .cloned()
-            .ok_or_else(|| protocol(format!("series without tag {k}")))
-    };
+    let tag = |k: &str| series.tags.get(k).cloned().ok_or_else(|| protocol(format!("series without tag {k}")));
     let device = DeviceId::new(tag("device")?).map_err(|e| protocol(e.to_string()))?;
     let point = PointName::new(tag("point")?).map_err(|e| protocol(e.to_string()))?;
     Ok((device, point))
@@ -352,20 +286,14 @@ impl ReadingSink for InfluxStore {
             return Ok(());
         }
         let message = resp.text().await.unwrap_or_default();
-        Err(StoreError::Rejected {
-            backend: BACKEND.to_owned(),
-            status: status.as_u16(),
-            message,
-        })
+        Err(StoreError::Rejected { backend: BACKEND.to_owned(), status: status.as_u16(), message })
     }
 }
 
 #[async_trait]
 impl ReadingSource for InfluxStore {
     async fn latest(&self) -> Result<Vec<Reading>, StoreError> {
-        let q = format!(
-            "SELECT * FROM \"{MEASUREMENT}\" GROUP BY \"device\", \"point\" ORDER BY time DESC LIMIT 1"
-        );
+        let q = format!("SELECT * FROM \"{MEASUREMENT}\" GROUP BY \"device\", \"point\" ORDER BY time DESC LIMIT 1");
         let mut out = Vec::new();
         for series in self.select(&q).await? {
             let (device, point) = key_of(&series)?;
@@ -388,19 +316,9 @@ impl ReadingSource for InfluxStore {
         );
         let mut out = Vec::new();
         for series in self.select(&q).await? {
-            let col = |name: &str| {
-                series
-                    .column(name)
-                    .ok_or_else(|| protocol(format!("no {name} column")))
-            };
-            let (t, mean, min, max, last, count) = (
-                col("time")?,
-                col("mean")?,
-                col("min")?,
-                col("max")?,
-                col("last")?,
-                col("count")?,
-            );
+            let col = |name: &str| series.column(name).ok_or_else(|| protocol(format!("no {name} column")));
+            let (t, mean, min, max, last, count) =
+                (col("time")?, col("mean")?, col("min")?, col("max")?, col("last")?, col("count")?);
             for row in &series.values {
                 let get = |i: usize| row.get(i).cloned().unwrap_or_default();
                 out.push(Window {
@@ -438,11 +356,7 @@ impl Store for InfluxStore {
     }
 
     async fn health(&self) -> Result<(), StoreError> {
-        let resp = self
-            .with_auth(self.http.get(format!("{}/ping", self.base)))
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let resp = self.with_auth(self.http.get(format!("{}/ping", self.base))).send().await.map_err(unavailable)?;
         match resp.status().as_u16() {
             200 | 204 => Ok(()),
             status => Err(StoreError::Rejected {
@@ -465,10 +379,7 @@ mod tests {
             basic: Some(("admin".into(), Secret("pw-456".into()))),
         };
         let shown = format!("{auth:?}");
-        assert!(
-            !shown.contains("tok-123") && !shown.contains("pw-456"),
-            "{shown}"
-        );
+        assert!(!shown.contains("tok-123") && !shown.contains("pw-456"), "{shown}");
         assert!(shown.contains("admin"));
     }
 }

@@ -54,15 +54,7 @@ pub trait ReadingSource: Send + Sync {
 
     /// Every (device, point) that has at least one reading, ordered.
     async fn series(&self) -> Result<Vec<SeriesKey>, StoreError> {
-        Ok(self
-            .latest()
-            .await?
-            .into_iter()
-            .map(|r| SeriesKey {
-                device: r.device,
-                point: r.point,
-            })
-            .collect())
+        Ok(self.latest().await?.into_iter().map(|r| SeriesKey { device: r.device, point: r.point }).collect())
     }
 }
 
@@ -120,15 +112,9 @@ pub struct Window {
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match url.parse::<StoreUrl>()? {
         StoreUrl::Sqlite { path } => Ok(Arc::new(SqliteStore::open(&path).await?)),
-        StoreUrl::Influx {
-            base,
-            database,
-            username,
-        } => {
+        StoreUrl::Influx { base, database, username } => {
             let auth = InfluxAuth::from_env(username)?;
-            Ok(Arc::new(
-                InfluxStore::connect(&base, &database, auth).await?,
-            ))
+            Ok(Arc::new(InfluxStore::connect(&base, &database, auth).await?))
         }
     }
 }

@@ -31,11 +31,7 @@ pub fn check_name(what: &'static str, value: &str) -> Result<(), StoreError> {
     } else {
         return Ok(());
     };
-    Err(StoreError::LineProtocol {
-        what,
-        value: value.to_owned(),
-        reason,
-    })
+    Err(StoreError::LineProtocol { what, value: value.to_owned(), reason })
 }
 
 /// Appends `"text"` with `\` and `"` escaped; refuses line breaks.
@@ -155,35 +151,14 @@ mod tests {
     fn refuses_what_would_corrupt_a_batch() {
         let mut out = String::from("kept\n");
         assert!(push_reading(&mut out, &reading(Value::Number(f64::NAN), Quality::Good)).is_err());
-        assert!(
-            push_reading(
-                &mut out,
-                &reading(Value::Number(f64::INFINITY), Quality::Good)
-            )
-            .is_err()
-        );
-        assert!(
-            push_reading(
-                &mut out,
-                &reading(Value::Text("a\nb v=1".into()), Quality::Good)
-            )
-            .is_err()
-        );
+        assert!(push_reading(&mut out, &reading(Value::Number(f64::INFINITY), Quality::Good)).is_err());
+        assert!(push_reading(&mut out, &reading(Value::Text("a\nb v=1".into()), Quality::Good)).is_err());
         assert_eq!(out, "kept\n", "a refused reading leaves nothing behind");
     }
 
     #[test]
     fn names_outside_the_safe_set_are_refused() {
-        for bad in [
-            "",
-            "a b",
-            "a,b",
-            "a=b",
-            "a\\",
-            "a\"b",
-            "line1\nline2",
-            "ポンプ",
-        ] {
+        for bad in ["", "a b", "a,b", "a=b", "a\\", "a\"b", "line1\nline2", "ポンプ"] {
             let e = check_name("tag value", bad).unwrap_err().to_string();
             assert!(e.contains("tag value"), "{e}");
         }

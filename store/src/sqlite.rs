@@ -13,9 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use model::{DeviceId, PointName, Quality, Reading, Value};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{
-    RangeQuery, ReadingSink, ReadingSource, Store, StoreError, Window, WindowQuery, validate,
-};
+use crate::{RangeQuery, ReadingSink, ReadingSource, Store, StoreError, Window, WindowQuery, validate};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS series (
@@ -55,32 +53,21 @@ struct Writer {
 }
 
 fn millis_to_time(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and its parent directory.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || Self::open_blocking(path))
-            .await
-            .expect("open task does not panic")
+        tokio::task::spawn_blocking(move || Self::open_blocking(path)).await.expect("open task does not panic")
     }
 
     fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
-        let err = |source| StoreError::Sqlite {
-            path: path.display().to_string(),
-            source,
-        };
+        let err = |source| StoreError::Sqlite { path: path.display().to_string(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                err(rusqlite::Error::InvalidPath(PathBuf::from(format!(
-                    "{}: {e}",
-                    dir.display()
-                ))))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(rusqlite::Error::InvalidPath(PathBuf::from(format!("{}: {e}", dir.display())))))?;
         }
         let writer = Connection::open(&path).map_err(err)?;
         // WAL: readers do not block the writer. synchronous=NORMAL in WAL mode never corrupts
@@ -91,16 +78,11 @@ impl SqliteStore {
             .map_err(err)?;
         writer.execute_batch(SCHEMA).map_err(err)?;
         let reader = Connection::open(&path).map_err(err)?;
-        reader
-            .execute_batch("PRAGMA busy_timeout = 5000;")
-            .map_err(err)?;
+        reader.execute_batch("PRAGMA busy_timeout = 5000;").map_err(err)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
-                writer: Mutex::new(Writer {
-                    conn: writer,
-                    series_ids: HashMap::new(),
-                }),
+                writer: Mutex::new(Writer { conn: writer, series_ids: HashMap::new() }),
                 reader: Mutex::new(reader),
             }),
         })
@@ -111,10 +93,7 @@ impl SqliteStore {
     }
 
     fn sqlite_err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sqlite {
-            path: self.inner.path.display().to_string(),
-            source,
-        }
+        move |source| StoreError::Sqlite { path: self.inner.path.display().to_string(), source }
     }
 
     /// Runs `f` on the read connection on the blocking pool.
@@ -141,9 +120,8 @@ impl SqliteStore {
             let mut find = tx
                 .prepare_cached("SELECT id FROM series WHERE device = ?1 AND point = ?2")
                 .map_err(self.sqlite_err())?;
-            let mut create = tx
-                .prepare_cached("INSERT INTO series (device, point) VALUES (?1, ?2)")
-                .map_err(self.sqlite_err())?;
+            let mut create =
+                tx.prepare_cached("INSERT INTO series (device, point) VALUES (?1, ?2)").map_err(self.sqlite_err())?;
             let mut insert = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO reading (series_id, ts_ms, value, text, quality) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -156,9 +134,7 @@ impl SqliteStore {
                     Some(id) => *id,
                     None => {
                         let id = match find
-                            .query_row(params![r.device.as_str(), r.point.as_str()], |row| {
-                                row.get::<_, i64>(0)
-                            })
+                            .query_row(params![r.device.as_str(), r.point.as_str()], |row| row.get::<_, i64>(0))
                             .optional()
                             .map_err(self.sqlite_err())?
                         {
@@ -181,13 +157,7 @@ impl SqliteStore {
                     Value::Absent => (None, None),
                 };
                 insert
-                    .execute(params![
-                        id,
-                        r.time.timestamp_millis(),
-                        value,
-                        text,
-                        r.quality.to_string()
-                    ])
+                    .execute(params![id, r.time.timestamp_millis(), value, text, r.quality.to_string()])
                     .map_err(self.sqlite_err())?;
             }
         }
@@ -207,33 +177,19 @@ fn reading_from_row(
     let value: Option<f64> = row.get(first + 1)?;
     let text: Option<String> = row.get(first + 2)?;
     let quality: String = row.get(first + 3)?;
-    let quality = quality.parse::<Quality>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            first + 3,
-            rusqlite::types::Type::Text,
-            Box::new(e),
-        )
-    })?;
+    let quality = quality
+        .parse::<Quality>()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(first + 3, rusqlite::types::Type::Text, Box::new(e)))?;
     let value = match (value, text) {
         (Some(v), _) => Value::Number(v),
         (None, Some(t)) => Value::Text(t),
         (None, None) => Value::Absent,
     };
-    Ok(Reading {
-        device,
-        point,
-        time: millis_to_time(ts),
-        value,
-        quality,
-    })
+    Ok(Reading { device, point, time: millis_to_time(ts), value, quality })
 }
 
-fn name_err<E: std::error::Error + Send + Sync + 'static>(
-    col: usize,
-) -> impl Fn(E) -> rusqlite::Error {
-    move |e| {
-        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
-    }
+fn name_err<E: std::error::Error + Send + Sync + 'static>(col: usize) -> impl Fn(E) -> rusqlite::Error {
+    move |e| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
 }
 
 #[async_trait]
@@ -245,9 +201,7 @@ impl ReadingSink for SqliteStore {
         validate::batch(batch)?;
         let this = self.clone();
         let batch = batch.to_vec();
-        tokio::task::spawn_blocking(move || this.write_blocking(&batch))
-            .await
-            .expect("write task does not panic")
+        tokio::task::spawn_blocking(move || this.write_blocking(&batch)).await.expect("write task does not panic")
     }
 }
 
@@ -273,10 +227,7 @@ impl ReadingSource for SqliteStore {
 
     async fn aggregate(&self, query: &WindowQuery) -> Result<Vec<Window>, StoreError> {
         if query.window_ms <= 0 {
-            return Err(StoreError::Protocol {
-                backend: "SQLite".into(),
-                message: "window must be positive".into(),
-            });
+            return Err(StoreError::Protocol { backend: "SQLite".into(), message: "window must be positive".into() });
         }
         let q = query.clone();
         self.read(move |conn| {
@@ -293,7 +244,13 @@ impl ReadingSource for SqliteStore {
                  ORDER BY g.b",
             )?;
             let rows = stmt.query_map(
-                params![q.device.as_str(), q.point.as_str(), q.window_ms, q.from.timestamp_millis(), q.to.timestamp_millis()],
+                params![
+                    q.device.as_str(),
+                    q.point.as_str(),
+                    q.window_ms,
+                    q.from.timestamp_millis(),
+                    q.to.timestamp_millis()
+                ],
                 |row| {
                     Ok(Window {
                         start: millis_to_time(row.get(0)?),
@@ -336,7 +293,6 @@ impl Store for SqliteStore {
     }
 
     async fn health(&self) -> Result<(), StoreError> {
-        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
-            .await
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 }

@@ -13,40 +13,26 @@ pub enum StoreUrl {
     Sqlite { path: PathBuf },
     /// `influx://[USER@]HOST:PORT/DATABASE`, spoken as plain HTTP. The password or token never
     /// appears in the URL: it comes from the environment (see `InfluxAuth::from_env`).
-    Influx {
-        base: String,
-        database: String,
-        username: Option<String>,
-    },
+    Influx { base: String, database: String, username: Option<String> },
 }
 
 impl FromStr for StoreUrl {
     type Err = StoreError;
 
     fn from_str(url: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| StoreError::BadUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let bad = |reason: &str| StoreError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(bad(
-                    "missing file path, e.g. sqlite://mizumori-data/mizumori.sqlite",
-                ));
+                return Err(bad("missing file path, e.g. sqlite://mizumori-data/mizumori.sqlite"));
             }
-            return Ok(StoreUrl::Sqlite {
-                path: PathBuf::from(path),
-            });
+            return Ok(StoreUrl::Sqlite { path: PathBuf::from(path) });
         }
         if let Some(rest) = url.strip_prefix("influx://") {
-            let (authority, database) = rest
-                .split_once('/')
-                .ok_or_else(|| bad("missing /DATABASE, e.g. influx://127.0.0.1:8086/water"))?;
+            let (authority, database) =
+                rest.split_once('/').ok_or_else(|| bad("missing /DATABASE, e.g. influx://127.0.0.1:8086/water"))?;
             let database = database.trim_end_matches('/');
             if !model::id::is_safe_name(database) {
-                return Err(bad(
-                    "database name must be 1-64 characters from A-Z a-z 0-9 _ . -",
-                ));
+                return Err(bad("database name must be 1-64 characters from A-Z a-z 0-9 _ . -"));
             }
             let (username, hostport) = match authority.rsplit_once('@') {
                 Some((user, _)) if user.contains(':') => {
@@ -57,9 +43,7 @@ impl FromStr for StoreUrl {
                 Some((user, host)) => (Some(user.to_owned()), host),
                 None => (None, authority),
             };
-            let (host, port) = hostport
-                .rsplit_once(':')
-                .ok_or_else(|| bad("missing :PORT"))?;
+            let (host, port) = hostport.rsplit_once(':').ok_or_else(|| bad("missing :PORT"))?;
             if host.is_empty() || port.parse::<u16>().is_err() {
                 return Err(bad("expected HOST:PORT"));
             }
@@ -79,30 +63,17 @@ mod tests {
 
     #[test]
     fn parses_both_schemes() {
-        assert_eq!(
-            "sqlite://d/m.sqlite".parse::<StoreUrl>().unwrap(),
-            StoreUrl::Sqlite {
-                path: "d/m.sqlite".into()
-            }
-        );
+        assert_eq!("sqlite://d/m.sqlite".parse::<StoreUrl>().unwrap(), StoreUrl::Sqlite { path: "d/m.sqlite".into() });
         assert_eq!(
             "sqlite:///abs/m.sqlite".parse::<StoreUrl>().unwrap(),
-            StoreUrl::Sqlite {
-                path: "/abs/m.sqlite".into()
-            }
+            StoreUrl::Sqlite { path: "/abs/m.sqlite".into() }
         );
         assert_eq!(
             "influx://127.0.0.1:8086/water".parse::<StoreUrl>().unwrap(),
-            StoreUrl::Influx {
-                base: "http://127.0.0.1:8086".into(),
-                database: "water".into(),
-                username: None
-            }
+            StoreUrl::Influx { base: "http://127.0.0.1:8086".into(), database: "water".into(), username: None }
         );
         assert_eq!(
-            "influx://admin@db.local:8086/water"
-                .parse::<StoreUrl>()
-                .unwrap(),
+            "influx://admin@db.local:8086/water".parse::<StoreUrl>().unwrap(),
             StoreUrl::Influx {
                 base: "http://db.local:8086".into(),
                 database: "water".into(),
@@ -120,10 +91,7 @@ mod tests {
             ("influx://127.0.0.1/water", "missing :PORT"),
             ("influx://127.0.0.1:x/water", "HOST:PORT"),
             ("influx://127.0.0.1:8086/wa'ter", "database name"),
-            (
-                "influx://u:secret@127.0.0.1:8086/water",
-                "no password in the URL",
-            ),
+            ("influx://u:secret@127.0.0.1:8086/water", "no password in the URL"),
         ] {
             let e = url.parse::<StoreUrl>().unwrap_err().to_string();
             assert!(e.contains(needle), "{url}: {e}");

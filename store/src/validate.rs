@@ -9,12 +9,8 @@ pub(crate) fn batch(batch: &[Reading]) -> Result<(), StoreError> {
     for r in batch {
         let reason = match &r.value {
             Value::Number(v) if !v.is_finite() => Some(format!("value {v} is not a finite number")),
-            Value::Text(t) if t.contains(['\n', '\r']) => {
-                Some("text contains a line break".to_owned())
-            }
-            Value::Text(t) if t.chars().any(char::is_control) => {
-                Some("text contains a control character".to_owned())
-            }
+            Value::Text(t) if t.contains(['\n', '\r']) => Some("text contains a line break".to_owned()),
+            Value::Text(t) if t.chars().any(char::is_control) => Some("text contains a control character".to_owned()),
             _ => None,
         };
         if let Some(reason) = reason {

@@ -30,39 +30,21 @@ impl Harness {
 
 async fn sqlite_store() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("conformance.sqlite"))
-        .await
-        .unwrap();
-    Harness {
-        store: Arc::new(store),
-        _dir: Some(dir),
-        influx: None,
-    }
+    let store = SqliteStore::open(&dir.path().join("conformance.sqlite")).await.unwrap();
+    Harness { store: Arc::new(store), _dir: Some(dir), influx: None }
 }
 
 async fn influx_store(case: &str) -> Option<Harness> {
     let Ok(base) = std::env::var("MIZUMORI_TEST_INFLUX_URL") else {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "CI=true but MIZUMORI_TEST_INFLUX_URL is not set: scripts/test starts InfluxDB and sets it"
-            );
+            panic!("CI=true but MIZUMORI_TEST_INFLUX_URL is not set: scripts/test starts InfluxDB and sets it");
         }
-        eprintln!(
-            "skipping InfluxDB case {case}: MIZUMORI_TEST_INFLUX_URL is not set (run scripts/test)"
-        );
+        eprintln!("skipping InfluxDB case {case}: MIZUMORI_TEST_INFLUX_URL is not set (run scripts/test)");
         return None;
     };
     let database = format!("conf_{case}_{}", std::process::id());
-    let store = Arc::new(
-        InfluxStore::connect(&base, &database, InfluxAuth::none())
-            .await
-            .unwrap(),
-    );
-    Some(Harness {
-        store: store.clone(),
-        _dir: None,
-        influx: Some(store),
-    })
+    let store = Arc::new(InfluxStore::connect(&base, &database, InfluxAuth::none()).await.unwrap());
+    Some(Harness { store: store.clone(), _dir: None, influx: Some(store) })
 }
 
 macro_rules! conformance {

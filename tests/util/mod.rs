@@ -22,14 +22,7 @@ impl Demo {
     /// Starts the demo on free ports with its store in `data_dir`, and waits for its URL.
     pub fn start(data_dir: &Path) -> Demo {
         let mut child = bin()
-            .args([
-                "demo",
-                "--http",
-                "127.0.0.1:0",
-                "--modbus",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
+            .args(["demo", "--http", "127.0.0.1:0", "--modbus", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -44,19 +37,14 @@ impl Demo {
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("demo printed its dashboard URL");
+        let url = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed its dashboard URL");
         Demo { child, url }
     }
 
     /// Sends SIGTERM and returns the exit status and how long the exit took.
     pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
         let started = Instant::now();
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
+        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
         assert!(ok.success());
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for demo") {
@@ -89,10 +77,7 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
