@@ -49,6 +49,10 @@ pub enum Command {
         /// Simulated start time (RFC 3339); default: the scenario's, else now.
         #[arg(long)]
         start: Option<chrono::DateTime<chrono::Utc>>,
+        /// Run this many copies of the scenario in one process (a load test: 24 copies of the
+        /// demo city are about 1,000 devices).
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
         /// Print a collector configuration for every point of every device, and exit.
         #[arg(long)]
         emit_collector_config: bool,

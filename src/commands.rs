@@ -25,9 +25,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Demo { http, data_dir, modbus, seed } => demo(http, &data_dir, modbus, seed).await,
-            Command::Sim { scenario, listen, seed, time_scale, start, emit_collector_config, events_out } => {
+            Command::Sim { scenario, listen, seed, time_scale, start, scale, emit_collector_config, events_out } => {
                 let options = SimOptions { seed, time_scale, start, ..SimOptions::default() };
-                sim(scenario.as_deref(), listen, options, emit_collector_config, events_out.as_deref()).await
+                sim(scenario.as_deref(), listen, options, scale, emit_collector_config, events_out.as_deref()).await
             }
             Command::Collect { config, store } => collect(&config, &store).await,
             Command::Serve { store, http, config } => serve(&store, http, config.as_deref()).await,
@@ -117,16 +117,15 @@ async fn sim(
     scenario: Option<&Path>,
     listen: std::net::SocketAddr,
     options: SimOptions,
+    scale: u32,
     emit: bool,
     events_out: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let simulation = match scenario {
-        Some(path) => {
-            let scenario = sensor_sim::Scenario::load(path).map_err(sensor_sim::SimError::Scenario)?;
-            Simulation::from_scenario(&scenario, options)?
-        }
-        None => Simulation::demo(options)?,
+    let scenario = match scenario {
+        Some(path) => sensor_sim::Scenario::load(path).map_err(sensor_sim::SimError::Scenario)?,
+        None => sensor_sim::Scenario::demo()?,
     };
+    let simulation = Simulation::from_scenario(&scenario.replicate(scale), options)?;
     if let Some(path) = events_out {
         let mut text = String::new();
         for e in simulation.events() {

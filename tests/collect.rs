@@ -116,3 +116,59 @@ fn emitted_collector_config_is_valid() {
         config.devices.iter().map(|d| d.address.strip_prefix("127.0.0.1:").unwrap().parse().unwrap()).collect();
     assert_eq!(ports, (5020..=5033).collect());
 }
+
+/// Issue 3's acceptance: the configuration the simulator emits, given to the collector, fills
+/// the store with good readings from every device of the demo scenario.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emitted_config_collects_every_device_of_the_demo() {
+    // A start at which no sensor or communication fault is active, so every device answers.
+    let start = "2026-06-01T00:00:00Z".parse().unwrap();
+    let sim = Simulation::demo(SimOptions { start: Some(start), ..SimOptions::default() }).unwrap();
+    let faulty = |e: &sensor_sim::events::EventRecord| {
+        let k = format!("{:?}", e.kind);
+        (k.starts_with("Comm") || k.starts_with("Sensor")) && e.start < start + chrono::Duration::minutes(2)
+    };
+    assert!(!sim.events().iter().any(faulty), "pick another start: a fault is scheduled in the first minutes");
+    let listeners = sim.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addresses = listeners.iter().map(|(e, l)| (*e, l.local_addr().unwrap())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("emitted.toml");
+    std::fs::write(&config_path, sim.collector_config_toml(&addresses)).unwrap();
+    let config = CollectorConfig::load(&config_path).unwrap();
+    let expected: std::collections::BTreeSet<String> = config.devices.iter().map(|d| d.name.to_string()).collect();
+    let points: usize = config.devices.iter().map(|d| d.points.len()).sum();
+    assert_eq!(expected.len(), 43);
+
+    let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite")).await.unwrap());
+    let cancel = CancellationToken::new();
+    let sim_task = tokio::spawn(sim.run(listeners, cancel.clone()));
+    let collector_task = tokio::spawn(collector::run(config, store.clone(), WriterOptions::default(), cancel.clone()));
+    let latest = eventually("a reading of every point", Duration::from_secs(30), || {
+        let store = store.clone();
+        async move {
+            let latest = store.latest().await.ok()?;
+            (latest.len() == points).then_some(latest)
+        }
+    })
+    .await;
+    let seen: std::collections::BTreeSet<String> = latest.iter().map(|r| r.device.to_string()).collect();
+    assert_eq!(seen, expected);
+    let bad: Vec<String> =
+        latest.iter().filter(|r| r.quality != Quality::Good).map(|r| format!("{}/{} {}", r.device, r.point, r.quality)).collect();
+    assert!(bad.is_empty(), "not good: {bad:?}");
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), collector_task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), sim_task).await.unwrap().unwrap().unwrap();
+}
+
+#[test]
+fn a_bad_scenario_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "name = \"x\"\n\n[[district]]\nname = \"d1\"\npopulation = -5\nfed_by = \"nowhere\"\n").unwrap();
+    let out = bin().args(["sim", "--listen", "127.0.0.1:5020", "--emit-collector-config", "--scenario"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3: district[0].fed_by: no pump station named \"nowhere\""), "{err}");
+    assert!(err.contains("bad.toml:3: district[0].population: -5 must be a positive number"), "{err}");
+}

@@ -218,6 +218,11 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl Scenario {
+    /// The built-in demo scenario (`sensor-sim/scenarios/demo.toml`).
+    pub fn demo() -> Result<Scenario, crate::SimError> {
+        Scenario::parse(Path::new("sensor-sim/scenarios/demo.toml"), crate::DEMO_SCENARIO).map_err(crate::SimError::Scenario)
+    }
+
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, Vec<ScenarioError>> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -253,6 +258,59 @@ impl Scenario {
             errors.push(error(Some(line_of(text, span.start)), field, message));
         });
         if errors.is_empty() { Ok(scenario) } else { Err(errors) }
+    }
+
+    /// The scenario `copies` times over, for load tests: every entity, device and scripted event
+    /// is repeated with `_rN` appended to its name (the first copy keeps its names), and copy N
+    /// listens on endpoints shifted by N × (highest endpoint + 1).
+    pub fn replicate(&self, copies: u32) -> Scenario {
+        if copies <= 1 {
+            return self.clone();
+        }
+        let stride = self.devices.iter().map(|d| d.get_ref().endpoint).max().unwrap_or(0) + 1;
+        let rename = |name: &str, r: u32| if r == 0 { name.to_owned() } else { format!("{name}_r{r}") };
+        let mut out = Scenario { districts: vec![], reservoirs: vec![], pump_stations: vec![], sewer_stations: vec![], devices: vec![], events: vec![], ..self.clone() };
+        for r in 0..copies {
+            for d in &self.districts {
+                let mut v = d.get_ref().clone();
+                v.name = rename(&v.name, r);
+                v.fed_by = rename(&v.fed_by, r);
+                out.districts.push(Spanned::new(d.span(), v));
+            }
+            for x in &self.reservoirs {
+                let mut v = x.get_ref().clone();
+                v.name = rename(&v.name, r);
+                out.reservoirs.push(Spanned::new(x.span(), v));
+            }
+            for x in &self.pump_stations {
+                let mut v = x.get_ref().clone();
+                v.name = rename(&v.name, r);
+                v.draws_from = rename(&v.draws_from, r);
+                out.pump_stations.push(Spanned::new(x.span(), v));
+            }
+            for x in &self.sewer_stations {
+                let mut v = x.get_ref().clone();
+                v.name = rename(&v.name, r);
+                out.sewer_stations.push(Spanned::new(x.span(), v));
+            }
+            for x in &self.devices {
+                let mut v = x.get_ref().clone();
+                v.name = rename(&v.name, r);
+                v.of = rename(&v.of, r);
+                v.endpoint = v.endpoint.saturating_add((r as u16).saturating_mul(stride));
+                out.devices.push(Spanned::new(x.span(), v));
+            }
+            for x in &self.events {
+                let mut v = x.get_ref().clone();
+                if v.target != "city" {
+                    v.target = rename(&v.target, r);
+                } else if r > 0 {
+                    continue;
+                }
+                out.events.push(Spanned::new(x.span(), v));
+            }
+        }
+        out
     }
 
     /// Cross-references and ranges; `report(span, field, message)` per problem.
