@@ -68,6 +68,12 @@ pub enum Command {
         /// sqlite://PATH or influx://HOST:PORT/DATABASE
         #[arg(long, env = "MIZUMORI_STORE")]
         store: String,
+        /// Directory of the durable buffer (default: the config's [buffer] dir, else ./mizumori-buffer).
+        #[arg(long)]
+        buffer_dir: Option<PathBuf>,
+        /// Serve Prometheus metrics at http://ADDR/metrics.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
     },
     /// Serve the dashboard over a store.
     Serve {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use collector::{CollectorConfig, WriterOptions, config::Source};
+use collector::{CollectorConfig, CollectorOptions, Metrics, config::Source};
 use model::{DeviceId, PointName, Value};
 use sensor_sim::{SimOptions, Simulation};
 use store::{RangeQuery, Store};
@@ -29,7 +29,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let options = SimOptions { seed, time_scale, start, ..SimOptions::default() };
                 sim(scenario.as_deref(), listen, options, scale, emit_collector_config, events_out.as_deref()).await
             }
-            Command::Collect { config, store } => collect(&config, &store).await,
+            Command::Collect { config, store, buffer_dir, metrics } => {
+                collect(&config, &store, buffer_dir.as_deref(), metrics).await
+            }
             Command::Serve { store, http, config } => serve(&store, http, config.as_deref()).await,
             Command::Readings { store, device, point, since, format, limit } => {
                 readings(&store, &device, &point, since, format, limit).await
@@ -75,7 +77,7 @@ async fn demo(
         listeners.iter().map(|(e, l)| Ok((*e, l.local_addr()?))).collect::<std::io::Result<HashMap<_, _>>>()?;
     let devices = simulation.collector_config(&addresses);
     let sources = devices.iter().map(|_| Source { file: "<demo>".into(), line: 0 }).collect();
-    let config = CollectorConfig { devices: devices.clone(), sources };
+    let config = CollectorConfig { devices: devices.clone(), sources, buffer: Default::default() };
 
     let http_listener = bind(http, "dashboard").await?;
     let url = format!("http://{}/", http_listener.local_addr()?);
@@ -88,9 +90,15 @@ async fn demo(
         addresses.get(&0).map(ToString::to_string).unwrap_or_default()
     );
     let sim_task = tokio::spawn(simulation.run(listeners, cancel.clone()));
-    let collector_task = tokio::spawn(collector::run(config, store.clone(), WriterOptions::default(), cancel.clone()));
+    let metrics = Arc::new(Metrics::default());
+    let options = CollectorOptions::new(data_dir.join("buffer"));
+    let collector_task = tokio::spawn(collector::run(config, store.clone(), options, metrics.clone(), cancel.clone()));
     let state = dashboard::AppState::new(store.clone()).with_units(&devices);
-    let http_task = tokio::spawn(dashboard::serve(http_listener, state, cancel.clone()));
+    let router = dashboard::app(state).merge(metrics_router(metrics));
+    let shutdown = cancel.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(http_listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    });
 
     println!("Mizumori demo is running.");
     println!("  dashboard:        {url}");
@@ -152,13 +160,44 @@ async fn sim(
     Ok(())
 }
 
-async fn collect(config_path: &Path, store_url: &str) -> anyhow::Result<()> {
+/// `/metrics`: the collector's counters in the Prometheus text format.
+fn metrics_router(metrics: Arc<Metrics>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }
+        }),
+    )
+}
+
+async fn collect(
+    config_path: &Path,
+    store_url: &str,
+    buffer_dir: Option<&Path>,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     // Validate the configuration before touching the store: a bad file changes nothing.
     let config = CollectorConfig::load(config_path)?;
+    let mut options = CollectorOptions::new("mizumori-buffer");
+    config.buffer.apply(config_path.parent().unwrap_or(Path::new(".")), &mut options);
+    if let Some(dir) = buffer_dir {
+        options.buffer_dir = dir.to_owned();
+    }
     let store = store::open(store_url).await.with_context(|| format!("opening the store {store_url}"))?;
-    info!(store = %store.describe(), devices = config.devices.len(), "collecting");
+    info!(store = %store.describe(), devices = config.devices.len(), buffer = %options.buffer_dir.display(), "collecting");
     let cancel = shutdown::on_signal();
-    collector::run(config, store, WriterOptions::default(), cancel).await?;
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = metrics_addr {
+        let listener = bind(addr, "metrics").await?;
+        let router = metrics_router(metrics.clone());
+        let shutdown = cancel.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+        });
+        info!(%addr, "metrics at /metrics");
+    }
+    collector::run(config, store, options, metrics, cancel).await?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ mod util;
 use std::sync::Arc;
 use std::time::Duration;
 
-use collector::{CollectorConfig, WriterOptions};
+use collector::{CollectorConfig, CollectorOptions, Metrics};
 use model::{DeviceId, Quality};
 use sensor_sim::{SimOptions, Simulation};
 use store::{ReadingSource, SqliteStore};
@@ -32,7 +32,7 @@ async fn an_unreachable_device_never_stops_the_others() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite")).await.unwrap());
     let cancel = CancellationToken::new();
     let sim_task = tokio::spawn(sim.run(listeners, cancel.clone()));
-    let collector_task = tokio::spawn(collector::run(config, store.clone(), WriterOptions::default(), cancel.clone()));
+    let collector_task = tokio::spawn(collector::run(config, store.clone(), CollectorOptions::new(dir.path().join("buffer")), Arc::new(Metrics::default()), cancel.clone()));
 
     let latest = eventually("readings from every device", Duration::from_secs(20), || {
         let store = store.clone();
@@ -142,7 +142,7 @@ async fn the_emitted_config_collects_every_device_of_the_demo() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite")).await.unwrap());
     let cancel = CancellationToken::new();
     let sim_task = tokio::spawn(sim.run(listeners, cancel.clone()));
-    let collector_task = tokio::spawn(collector::run(config, store.clone(), WriterOptions::default(), cancel.clone()));
+    let collector_task = tokio::spawn(collector::run(config, store.clone(), CollectorOptions::new(dir.path().join("buffer")), Arc::new(Metrics::default()), cancel.clone()));
     let latest = eventually("a reading of every point", Duration::from_secs(30), || {
         let store = store.clone();
         async move {

@@ -19,6 +19,38 @@ pub struct CollectorConfig {
     pub devices: Vec<DeviceConfig>,
     /// Where each device was configured, for messages about it later (same order as `devices`).
     pub sources: Vec<Source>,
+    pub buffer: BufferSettings,
+}
+
+/// The `[buffer]` table: where and how the durable buffer keeps readings the store has not
+/// taken yet. Every field is optional; see `CollectorOptions` for the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferSettings {
+    /// Directory of the buffer, relative to the configuration file.
+    pub dir: Option<PathBuf>,
+    pub max_bytes: Option<u64>,
+    pub when_full: Option<crate::WhenFull>,
+    pub fsync_interval_ms: Option<u64>,
+}
+
+impl BufferSettings {
+    /// Applies the settings to `options`; a relative `dir` is taken from `base` (the directory
+    /// of the configuration file).
+    pub fn apply(&self, base: &Path, options: &mut crate::CollectorOptions) {
+        if let Some(dir) = &self.dir {
+            options.buffer_dir = base.join(dir);
+        }
+        if let Some(b) = self.max_bytes {
+            options.buffer_max_bytes = b;
+        }
+        if let Some(w) = self.when_full {
+            options.when_full = w;
+        }
+        if let Some(ms) = self.fsync_interval_ms {
+            options.fsync_interval = std::time::Duration::from_millis(ms);
+        }
+    }
 }
 
 /// Where a device came from: file and line of its `[[device]]` table.
@@ -84,6 +116,8 @@ impl fmt::Display for ConfigErrors {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    #[serde(default)]
+    buffer: BufferSettings,
     #[serde(default)]
     device: Vec<toml::Spanned<toml::Table>>,
 }
@@ -189,7 +223,14 @@ impl CollectorConfig {
                 devices.push(device);
             }
         }
-        if errors.is_empty() { Ok(CollectorConfig { devices, sources }) } else { Err(ConfigErrors(errors)) }
+        if raw.buffer.max_bytes.is_some_and(|b| b < 1 << 20) {
+            errors.push(err(None, None, None, Some("buffer.max_bytes"), "use at least 1048576 (1 MiB)".to_owned()));
+        }
+        if errors.is_empty() {
+            Ok(CollectorConfig { devices, sources, buffer: raw.buffer })
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 }
 

@@ -4,8 +4,8 @@ use thiserror::Error;
 pub enum CollectorError {
     #[error(transparent)]
     Config(#[from] crate::ConfigErrors),
-    #[error("{lost} readings could not be written before shutdown: {cause}")]
-    Unflushed { lost: usize, cause: store::StoreError },
+    #[error(transparent)]
+    Buffer(#[from] crate::buffer::BufferError),
     #[error("collector task failed: {0}")]
     Task(String),
 }

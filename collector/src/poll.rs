@@ -1,28 +1,75 @@
-//! One device's poll loop: connect, read the plan's requests, decode, hand readings on.
+//! Polling: one task per connection (a device, or a gateway with several devices behind it
+//! distinguished by unit id), with one request in flight on it.
+//!
+//! A timeout, a broken connection or a reply that does not match its request drops the
+//! connection: tokio-modbus would otherwise hand the late reply to the next request
+//! (slowtec/tokio-modbus#324). Reconnects back off exponentially with jitter. A Modbus exception
+//! is an answer, not a failure of the connection: it becomes the quality of that request's
+//! points. "Busy" (06) is retried after a pause. A device that keeps failing is polled less
+//! often until it answers again.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
 use model::{DeviceConfig, Quality, Reading, RegisterKind, Value, codec};
 use rand::Rng;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_modbus::client::{Context, Reader};
 use tokio_modbus::prelude::*;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Source;
+use crate::metrics::Metrics;
 use crate::plan::{Plan, Request};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Pause before retrying a request answered "busy" (exception 06), and how often.
+const BUSY_PAUSE: Duration = Duration::from_millis(100);
+const BUSY_RETRIES: u32 = 2;
+/// After this many failed cycles in a row a device is polled less often.
+const DEGRADE_AFTER: u32 = 3;
+/// Longest interval a failing device is slowed to.
+const DEGRADED_MAX: Duration = Duration::from_secs(60);
+
+/// One device on a connection.
+#[derive(Debug)]
+pub(crate) struct Polled {
+    pub device: DeviceConfig,
+    pub source: Source,
+    pub plan: Plan,
+}
+
+struct State {
+    next_due: Instant,
+    failures: u32,
+}
 
 /// What one request returned.
 enum Answer {
     Registers(Vec<u16>),
     Bits(Vec<bool>),
     Exception(u8),
+}
+
+/// Why a request failed in a way that costs the connection.
+#[derive(Debug)]
+enum Broken {
+    Timeout(u64),
+    Transport(String),
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Broken::Timeout(ms) => write!(f, "no reply within {ms} ms"),
+            Broken::Transport(e) => f.write_str(e),
+        }
+    }
 }
 
 /// Now, cut to the millisecond both stores keep.
@@ -39,111 +86,177 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_millis(ms)
 }
 
-pub(crate) async fn run(
-    device: DeviceConfig,
-    source: Source,
-    plan: Plan,
-    out: mpsc::Sender<Vec<Reading>>,
-    cancel: CancellationToken,
-) {
-    let interval = Duration::from_millis(device.poll_interval_ms);
-    let timeout = Duration::from_millis(device.timeout_ms);
-    let mut ticker = tokio::time::interval(interval);
-    // A cycle that overruns skips the ticks it missed instead of bursting to catch up.
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut ctx: Option<Context> = None;
-    let mut failures: u32 = 0;
-    let mut retry_at = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        if ctx.is_none() {
-            if tokio::time::Instant::now() < retry_at {
-                continue;
-            }
-            match connect(&device, timeout).await {
-                Ok(c) => {
-                    if failures > 0 {
-                        info!(device = %device.name, address = %device.address, "device reachable again");
-                    }
-                    ctx = Some(c);
-                }
-                Err(e) => {
-                    failures += 1;
-                    let wait = backoff(failures);
-                    retry_at = tokio::time::Instant::now() + wait;
-                    warn!(
-                        device = %device.name, config = %source, field = "address", address = %device.address,
-                        error = %e, retry_in_ms = wait.as_millis() as u64,
-                        "device unreachable"
-                    );
-                    let t = now_ms();
-                    let failed = plan
-                        .requests
-                        .iter()
-                        .flat_map(|r| r.points.iter())
-                        .map(|&i| absent(&device, i, t, Quality::CommFail));
-                    if out.send(failed.collect()).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            }
-        }
-        let c = ctx.as_mut().expect("connected above");
-        let mut readings = Vec::with_capacity(device.points.len());
-        let mut broken = None;
-        for req in &plan.requests {
-            if broken.is_some() {
-                let t = now_ms();
-                readings.extend(req.points.iter().map(|&i| absent(&device, i, t, Quality::CommFail)));
-                continue;
-            }
-            match read(c, req, timeout).await {
-                Ok(answer) => decode(&device, req, &answer, now_ms(), &mut readings),
-                Err(e) => {
-                    let t = now_ms();
-                    readings.extend(req.points.iter().map(|&i| absent(&device, i, t, Quality::CommFail)));
-                    broken = Some(e);
-                }
-            }
-        }
-        if let Some(e) = broken {
-            // Whatever the cause, the connection may hold a late reply: never reuse it.
-            failures += 1;
-            let wait = backoff(failures);
-            retry_at = tokio::time::Instant::now() + wait;
-            warn!(device = %device.name, address = %device.address, error = %e, retry_in_ms = wait.as_millis() as u64, "request failed; reconnecting");
-            if let Some(mut c) = ctx.take() {
-                let _ = tokio::time::timeout(timeout, c.disconnect()).await;
-            }
-        } else {
-            failures = 0;
-        }
-        if out.send(readings).await.is_err() {
-            break;
-        }
+/// The interval of a device that failed `failures` cycles in a row.
+fn interval(device: &DeviceConfig, failures: u32) -> Duration {
+    let base = Duration::from_millis(device.poll_interval_ms);
+    if failures < DEGRADE_AFTER {
+        return base;
     }
-    debug!(device = %device.name, "poller stopped");
+    base.saturating_mul(1 << (failures - DEGRADE_AFTER + 1).min(6)).min(DEGRADED_MAX.max(base))
 }
 
-async fn connect(device: &DeviceConfig, timeout: Duration) -> Result<Context, String> {
-    let addrs: Vec<SocketAddr> = tokio::time::timeout(timeout, tokio::net::lookup_host(&device.address))
+/// Polls every device of one connection until `cancel` fires or the channel closes.
+pub(crate) async fn run(
+    address: String,
+    devices: Vec<Polled>,
+    out: mpsc::Sender<Vec<Reading>>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    let mut states: Vec<State> = devices.iter().map(|_| State { next_due: Instant::now(), failures: 0 }).collect();
+    let mut ctx: Option<Context> = None;
+    let mut connect_failures: u32 = 0;
+    let mut retry_at = Instant::now();
+    let timeout = Duration::from_millis(devices.iter().map(|d| d.device.timeout_ms).max().unwrap_or(1000));
+    loop {
+        let next = states.iter().map(|s| s.next_due).min().expect("a connection has devices");
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let now = Instant::now();
+        for (polled, state) in devices.iter().zip(states.iter_mut()) {
+            if state.next_due > now || cancel.is_cancelled() {
+                continue;
+            }
+            let device = &polled.device;
+            let cycle_start = Instant::now();
+            let readings = if ctx.is_none() && Instant::now() < retry_at {
+                // Still backing off: this cycle cannot reach the device.
+                None
+            } else {
+                if ctx.is_none() {
+                    match connect(&address, device.unit_id, timeout).await {
+                        Ok(c) => {
+                            if connect_failures > 0 {
+                                info!(address = %address, "connection restored");
+                            }
+                            connect_failures = 0;
+                            ctx = Some(c);
+                        }
+                        Err(e) => {
+                            connect_failures += 1;
+                            let wait = backoff(connect_failures);
+                            retry_at = Instant::now() + wait;
+                            metrics.error("connect");
+                            warn!(
+                                device = %device.name, config = %polled.source, field = "address", address = %address,
+                                error = %e, retry_in_ms = wait.as_millis() as u64, "device unreachable"
+                            );
+                        }
+                    }
+                }
+                match ctx.as_mut() {
+                    Some(c) => {
+                        let (readings, broken) = poll_device(c, polled, &metrics).await;
+                        if let Some(e) = broken {
+                            // Whatever the cause, the connection may hold a late reply: never reuse it.
+                            connect_failures += 1;
+                            let wait = backoff(connect_failures);
+                            retry_at = Instant::now() + wait;
+                            metrics.reconnect();
+                            warn!(device = %device.name, address = %address, error = %e, retry_in_ms = wait.as_millis() as u64, "request failed; reconnecting");
+                            if let Some(mut c) = ctx.take() {
+                                let _ = tokio::time::timeout(timeout, c.disconnect()).await;
+                            }
+                        }
+                        Some(readings)
+                    }
+                    None => None,
+                }
+            };
+            let readings = readings.unwrap_or_else(|| {
+                let t = now_ms();
+                (0..device.points.len()).map(|i| absent(device, i, t, Quality::CommFail)).collect()
+            });
+            let all_failed = readings.iter().all(|r| r.quality == Quality::CommFail);
+            state.failures = if all_failed { state.failures + 1 } else { 0 };
+            if state.failures == DEGRADE_AFTER {
+                warn!(device = %device.name, "device keeps failing; polling it less often until it answers");
+            }
+            let period = interval(device, state.failures);
+            let elapsed = cycle_start.elapsed();
+            if elapsed > Duration::from_millis(device.poll_interval_ms) {
+                metrics.overrun();
+            }
+            // The next cycle is due one interval after this one was; if that has passed
+            // already, start from now rather than burst to catch up.
+            state.next_due = (state.next_due + period).max(Instant::now());
+            if out.send(readings).await.is_err() {
+                return;
+            }
+        }
+    }
+    debug!(address = %address, "poller stopped");
+}
+
+async fn connect(address: &str, unit: u8, timeout: Duration) -> Result<Context, String> {
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(timeout, tokio::net::lookup_host(address))
         .await
         .map_err(|_| "name lookup timed out".to_owned())?
         .map_err(|e| format!("cannot resolve: {e}"))?
         .collect();
     let addr = *addrs.first().ok_or("the name resolves to no address")?;
-    tokio::time::timeout(timeout, tcp::connect_slave(addr, Slave(device.unit_id)))
+    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
         .await
         .map_err(|_| format!("connect to {addr} timed out"))?
-        .map_err(|e| format!("connect to {addr}: {e}"))
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    // Small requests, one at a time: do not let Nagle hold them back.
+    let _ = stream.set_nodelay(true);
+    Ok(tcp::attach_slave(stream, Slave(unit)))
+}
+
+/// One cycle of one device: every request of its plan, in order. Returns a reading per point
+/// and, if the connection broke, why.
+async fn poll_device(ctx: &mut Context, polled: &Polled, metrics: &Metrics) -> (Vec<Reading>, Option<Broken>) {
+    let device = &polled.device;
+    let timeout = Duration::from_millis(device.timeout_ms);
+    ctx.set_slave(Slave(device.unit_id));
+    let mut readings = Vec::with_capacity(device.points.len());
+    let mut broken = None;
+    for req in &polled.plan.requests {
+        if broken.is_some() {
+            let t = now_ms();
+            readings.extend(req.points.iter().map(|&i| absent(device, i, t, Quality::CommFail)));
+            continue;
+        }
+        let mut attempt = 0;
+        loop {
+            let started = std::time::Instant::now();
+            let result = read(ctx, req, timeout).await;
+            match result {
+                Ok(Answer::Exception(6)) if attempt < BUSY_RETRIES => {
+                    metrics.request(started.elapsed().as_secs_f64());
+                    metrics.error("exception_06");
+                    attempt += 1;
+                    tokio::time::sleep(BUSY_PAUSE).await;
+                }
+                Ok(answer) => {
+                    metrics.request(started.elapsed().as_secs_f64());
+                    if let Answer::Exception(code) = answer {
+                        metrics.error(&format!("exception_{code:02x}"));
+                    }
+                    decode(device, req, &answer, now_ms(), &mut readings);
+                    break;
+                }
+                Err(e) => {
+                    metrics.error(match e {
+                        Broken::Timeout(_) => "timeout",
+                        Broken::Transport(_) => "transport",
+                    });
+                    let t = now_ms();
+                    readings.extend(req.points.iter().map(|&i| absent(device, i, t, Quality::CommFail)));
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    (readings, broken)
 }
 
 /// One request with a timeout. `Err` means the connection must be dropped.
-async fn read(ctx: &mut Context, req: &Request, timeout: Duration) -> Result<Answer, String> {
+async fn read(ctx: &mut Context, req: &Request, timeout: Duration) -> Result<Answer, Broken> {
     let (a, n) = (req.address, req.count);
     let result = tokio::time::timeout(timeout, async {
         Ok::<_, tokio_modbus::Error>(match req.register {
@@ -155,8 +268,8 @@ async fn read(ctx: &mut Context, req: &Request, timeout: Duration) -> Result<Ans
     })
     .await;
     match result {
-        Err(_) => Err(format!("no reply within {} ms", timeout.as_millis())),
-        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(Broken::Timeout(timeout.as_millis() as u64)),
+        Ok(Err(e)) => Err(Broken::Transport(e.to_string())),
         Ok(Ok(Ok(answer))) => Ok(answer),
         Ok(Ok(Err(exception))) => Ok(Answer::Exception(u8::from(exception))),
     }
@@ -185,27 +298,14 @@ fn decode(device: &DeviceConfig, req: &Request, answer: &Answer, time: DateTime<
         let reading = match raw {
             Ok(raw) => {
                 let v = p.engineering(raw);
-                let in_range = v.is_finite() && p.min.is_none_or(|m| v >= m) && p.max.is_none_or(|m| v <= m);
-                if in_range {
-                    Reading {
-                        device: device.name.clone(),
-                        point: p.name.clone(),
-                        time,
-                        value: Value::Number(v),
-                        quality: Quality::Good,
-                    }
-                } else if v.is_finite() {
-                    Reading {
-                        device: device.name.clone(),
-                        point: p.name.clone(),
-                        time,
-                        value: Value::Number(v),
-                        quality: Quality::OutOfRange,
-                    }
+                let quality = if v.is_finite() && p.min.is_none_or(|m| v >= m) && p.max.is_none_or(|m| v <= m) {
+                    Quality::Good
                 } else {
-                    // NaN and infinities cannot be stored; the quality says what happened.
-                    absent(device, i, time, Quality::OutOfRange)
-                }
+                    Quality::OutOfRange
+                };
+                // NaN and infinities cannot be stored; the quality says what happened.
+                let value = if v.is_finite() { Value::Number(v) } else { Value::Absent };
+                Reading { device: device.name.clone(), point: p.name.clone(), time, value, quality }
             }
             Err(e) => {
                 warn!(device = %device.name, point = %p.name, error = %e, "cannot decode reply");

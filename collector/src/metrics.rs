@@ -1,0 +1,109 @@
+//! Counters and gauges of the collector, rendered in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds of the poll-latency histogram buckets, seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: AtomicU64,
+    reconnects: AtomicU64,
+    overruns: AtomicU64,
+    appended: AtomicU64,
+    written: AtomicU64,
+    rejected: AtomicU64,
+    store_errors: AtomicU64,
+    buffer_depth: AtomicU64,
+    buffer_bytes: AtomicU64,
+    buffer_dropped: AtomicU64,
+    /// Errors by kind ("timeout", "transport", "exception_06", …).
+    errors: Mutex<BTreeMap<String, u64>>,
+    latency: Mutex<Histogram>,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Metrics {
+    pub fn request(&self, seconds: f64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+    pub fn error(&self, kind: &str) {
+        *self.errors.lock().unwrap_or_else(|p| p.into_inner()).entry(kind.to_owned()).or_default() += 1;
+    }
+    pub fn reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn overrun(&self) {
+        self.overruns.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn appended(&self, n: u64) {
+        self.appended.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn written(&self, n: u64) {
+        self.written.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn rejected(&self, n: u64) {
+        self.rejected.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn set_buffer(&self, depth: u64, bytes: u64, dropped: u64) {
+        self.buffer_depth.store(depth, Ordering::Relaxed);
+        self.buffer_bytes.store(bytes, Ordering::Relaxed);
+        self.buffer_dropped.store(dropped, Ordering::Relaxed);
+    }
+
+    /// Readings written to the store so far.
+    pub fn written_total(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter("collector_requests_total", "Modbus requests answered (with data or an exception).", get(&self.requests));
+        counter("collector_reconnects_total", "Connections dropped and opened again.", get(&self.reconnects));
+        counter("collector_overruns_total", "Poll cycles that took longer than their interval.", get(&self.overruns));
+        counter("collector_readings_buffered_total", "Readings appended to the durable buffer.", get(&self.appended));
+        counter("collector_readings_written_total", "Readings the store accepted.", get(&self.written));
+        counter("collector_readings_rejected_total", "Readings the store refused outright.", get(&self.rejected));
+        counter("collector_store_errors_total", "Failed writes to the store.", get(&self.store_errors));
+        counter("collector_buffer_dropped_total", "Readings dropped unsent because the buffer was full.", get(&self.buffer_dropped));
+        let _ = writeln!(out, "# HELP collector_buffer_readings Readings in the buffer, not yet in the store.\n# TYPE collector_buffer_readings gauge\ncollector_buffer_readings {}", get(&self.buffer_depth));
+        let _ = writeln!(out, "# HELP collector_buffer_bytes Bytes of the buffer on disk not yet acknowledged.\n# TYPE collector_buffer_bytes gauge\ncollector_buffer_bytes {}", get(&self.buffer_bytes));
+        let _ = writeln!(out, "# HELP collector_device_errors_total Failed requests by kind.\n# TYPE collector_device_errors_total counter");
+        for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "collector_device_errors_total{{kind=\"{kind}\"}} {n}");
+        }
+        let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(out, "# HELP collector_poll_latency_seconds Time from request to reply.\n# TYPE collector_poll_latency_seconds histogram");
+        for (bound, n) in BUCKETS.iter().zip(h.counts) {
+            let _ = writeln!(out, "collector_poll_latency_seconds_bucket{{le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "collector_poll_latency_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "collector_poll_latency_seconds_sum {}\ncollector_poll_latency_seconds_count {}", h.sum, h.count);
+        out
+    }
+}
