@@ -95,12 +95,50 @@ impl PointConfig {
     }
 
     /// Raw decoded number → engineering value.
+    ///
+    /// A decimal scale such as 0.001 is applied as a division by 1000, which is correctly
+    /// rounded: 48231679 × 0.001 gives 48231.679000000004, 48231679 / 1000 gives 48231.679.
     pub fn engineering(&self, raw: f64) -> f64 {
-        raw * self.scale + self.offset
+        let inverse = 1.0 / self.scale;
+        let scaled = if self.scale.abs() < 1.0 && (inverse - inverse.round()).abs() < 1e-9 * inverse.abs() {
+            raw / inverse.round()
+        } else {
+            raw * self.scale
+        };
+        scaled + self.offset
     }
 
     /// Engineering value → raw number (what the simulator encodes).
     pub fn raw(&self, engineering: f64) -> f64 {
         (engineering - self.offset) / self.scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(scale: f64, offset: f64) -> PointConfig {
+        PointConfig {
+            name: PointName::new("p").unwrap(),
+            register: RegisterKind::Holding,
+            address: 0,
+            data_type: DataType::U32,
+            scale,
+            offset,
+            unit: String::new(),
+            word_order: None,
+            min: None,
+            max: None,
+        }
+    }
+
+    #[test]
+    fn decimal_scales_give_the_decimal_value() {
+        assert_eq!(point(0.001, 0.0).engineering(48_231_679.0), 48_231.679);
+        assert_eq!(point(0.1, 0.0).engineering(3.0), 0.3);
+        assert!((point(0.01, -40.0).engineering(6_523.0) - 25.23).abs() < 1e-12);
+        assert_eq!(point(2.5, 0.0).engineering(4.0), 10.0);
+        assert_eq!(point(1.0, 0.0).engineering(7.0), 7.0);
     }
 }

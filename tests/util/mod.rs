@@ -81,3 +81,92 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A throwaway InfluxDB server (Debian's `influxd`) on 127.0.0.1 with its data in a temporary
+/// directory, for tests that stop and start the store. Killed on drop.
+pub struct Influxd {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Influxd {
+    /// Starts one, or returns `None` when influxd is not installed (which fails under CI=true).
+    pub fn start() -> Option<Influxd> {
+        if Command::new("influxd").arg("version").output().is_err() {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but influxd is missing: scripts/test installs it");
+            eprintln!("skipping: influxd is not installed (scripts/test installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let rpc = free_port();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("influxdb.conf"),
+            format!(
+                "reporting-enabled = false\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n[monitor]\n  store-enabled = false\n"
+            ),
+        )
+        .unwrap();
+        let mut influxd = Influxd { child: None, dir, port };
+        influxd.resume();
+        Some(influxd)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and data, and waits for /ping.
+    pub fn resume(&mut self) {
+        let child = Command::new("influxd")
+            .args(["run", "-config"])
+            .arg(self.dir.path().join("influxdb.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start influxd");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "influxd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM, as an operator would) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Influxd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// SIGTERM, then wait (up to 10 s) for a clean exit.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exited with {status}");
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
