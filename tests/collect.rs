@@ -32,7 +32,13 @@ async fn an_unreachable_device_never_stops_the_others() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite")).await.unwrap());
     let cancel = CancellationToken::new();
     let sim_task = tokio::spawn(sim.run(listeners, cancel.clone()));
-    let collector_task = tokio::spawn(collector::run(config, store.clone(), CollectorOptions::new(dir.path().join("buffer")), Arc::new(Metrics::default()), cancel.clone()));
+    let collector_task = tokio::spawn(collector::run(
+        config,
+        store.clone(),
+        CollectorOptions::new(dir.path().join("buffer")),
+        Arc::new(Metrics::default()),
+        cancel.clone(),
+    ));
 
     let latest = eventually("readings from every device", Duration::from_secs(20), || {
         let store = store.clone();
@@ -142,7 +148,13 @@ async fn the_emitted_config_collects_every_device_of_the_demo() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite")).await.unwrap());
     let cancel = CancellationToken::new();
     let sim_task = tokio::spawn(sim.run(listeners, cancel.clone()));
-    let collector_task = tokio::spawn(collector::run(config, store.clone(), CollectorOptions::new(dir.path().join("buffer")), Arc::new(Metrics::default()), cancel.clone()));
+    let collector_task = tokio::spawn(collector::run(
+        config,
+        store.clone(),
+        CollectorOptions::new(dir.path().join("buffer")),
+        Arc::new(Metrics::default()),
+        cancel.clone(),
+    ));
     let latest = eventually("a reading of every point", Duration::from_secs(30), || {
         let store = store.clone();
         async move {
@@ -153,8 +165,11 @@ async fn the_emitted_config_collects_every_device_of_the_demo() {
     .await;
     let seen: std::collections::BTreeSet<String> = latest.iter().map(|r| r.device.to_string()).collect();
     assert_eq!(seen, expected);
-    let bad: Vec<String> =
-        latest.iter().filter(|r| r.quality != Quality::Good).map(|r| format!("{}/{} {}", r.device, r.point, r.quality)).collect();
+    let bad: Vec<String> = latest
+        .iter()
+        .filter(|r| r.quality != Quality::Good)
+        .map(|r| format!("{}/{} {}", r.device, r.point, r.quality))
+        .collect();
     assert!(bad.is_empty(), "not good: {bad:?}");
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(5), collector_task).await.unwrap().unwrap().unwrap();
@@ -165,8 +180,13 @@ async fn the_emitted_config_collects_every_device_of_the_demo() {
 fn a_bad_scenario_names_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "name = \"x\"\n\n[[district]]\nname = \"d1\"\npopulation = -5\nfed_by = \"nowhere\"\n").unwrap();
-    let out = bin().args(["sim", "--listen", "127.0.0.1:5020", "--emit-collector-config", "--scenario"]).arg(&path).output().unwrap();
+    std::fs::write(&path, "name = \"x\"\n\n[[district]]\nname = \"d1\"\npopulation = -5\nfed_by = \"nowhere\"\n")
+        .unwrap();
+    let out = bin()
+        .args(["sim", "--listen", "127.0.0.1:5020", "--emit-collector-config", "--scenario"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:3: district[0].fed_by: no pump station named \"nowhere\""), "{err}");

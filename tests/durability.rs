@@ -109,11 +109,18 @@ async fn store_outage_and_kill_9_lose_and_duplicate_nothing() {
     let sim = Simulation::from_scenario(&scenario, options).unwrap();
     let listeners = sim.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addresses = listeners.iter().map(|(e, l)| (*e, l.local_addr().unwrap())).collect();
-    let series: Vec<(DeviceId, PointName)> =
-        sim.collector_config(&addresses).iter().flat_map(|d| d.points.iter().map(|p| (d.name.clone(), p.name.clone()))).collect();
+    let series: Vec<(DeviceId, PointName)> = sim
+        .collector_config(&addresses)
+        .iter()
+        .flat_map(|d| d.points.iter().map(|p| (d.name.clone(), p.name.clone())))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("site.toml");
-    std::fs::write(&config, sim.collector_config_toml(&addresses).replace("poll_interval_ms = 1000", "poll_interval_ms = 100")).unwrap();
+    std::fs::write(
+        &config,
+        sim.collector_config_toml(&addresses).replace("poll_interval_ms = 1000", "poll_interval_ms = 100"),
+    )
+    .unwrap();
     let buffer = dir.path().join("buffer");
     let cancel = CancellationToken::new();
     let sim_task = tokio::spawn(sim.run(listeners, cancel.clone()));
@@ -129,7 +136,8 @@ async fn store_outage_and_kill_9_lose_and_duplicate_nothing() {
 
     // What the collector had accepted: in the store already, or in its buffer.
     let unsent = {
-        let log = collector::buffer::Log::open(&buffer, 1 << 30, collector::WhenFull::Block, Duration::from_secs(1)).unwrap();
+        let log =
+            collector::buffer::Log::open(&buffer, 1 << 30, collector::WhenFull::Block, Duration::from_secs(1)).unwrap();
         log.read(usize::MAX).unwrap().0
     };
     assert!(unsent.len() > 1000, "only {} readings were waiting in the buffer", unsent.len());

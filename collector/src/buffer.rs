@@ -89,7 +89,12 @@ fn segment_path(dir: &Path, id: u64) -> PathBuf {
 
 impl Log {
     /// Opens (or creates) the buffer in `dir`, recovering from a crash.
-    pub fn open(dir: &Path, limit_bytes: u64, when_full: WhenFull, fsync_interval: Duration) -> Result<Log, BufferError> {
+    pub fn open(
+        dir: &Path,
+        limit_bytes: u64,
+        when_full: WhenFull,
+        fsync_interval: Duration,
+    ) -> Result<Log, BufferError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut ids: Vec<u64> = fs::read_dir(dir)
             .map_err(io_err(dir))?
@@ -234,7 +239,8 @@ impl Log {
             while pos.offset < seg.len && out.len() < max_readings {
                 match read_record(&mut reader).map_err(io_err(&path))? {
                     Some((payload, size)) => {
-                        decode(&payload, &mut out).map_err(|m| io_err(&path)(io::Error::new(io::ErrorKind::InvalidData, m)))?;
+                        decode(&payload, &mut out)
+                            .map_err(|m| io_err(&path)(io::Error::new(io::ErrorKind::InvalidData, m)))?;
                         pos.offset += size;
                     }
                     None => break,
@@ -475,7 +481,13 @@ mod tests {
             log.append(&(10..15).map(reading).collect::<Vec<_>>()).unwrap();
         }
         // A crash in the middle of a write leaves half a record behind.
-        let seg = fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "seg")).max().unwrap();
+        let seg = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .max()
+            .unwrap();
         let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
         f.write_all(&[200, 0, 0, 0, 1, 2, 3]).unwrap();
         drop(f);
@@ -507,6 +519,10 @@ mod tests {
         }
         assert!(dropping.dropped_total > 0);
         let (got, _) = dropping.read(100_000).unwrap();
-        assert_eq!(got.len() as u64 + dropping.dropped_total, 20 * 100, "every reading is either kept or counted as dropped");
+        assert_eq!(
+            got.len() as u64 + dropping.dropped_total,
+            20 * 100,
+            "every reading is either kept or counted as dropped"
+        );
     }
 }

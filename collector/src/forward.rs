@@ -100,7 +100,12 @@ pub(crate) async fn append(mut rx: mpsc::Receiver<Vec<Reading>>, shared: Arc<Sha
 /// Forwards buffered readings to the store until `done` fires and the buffer is empty, or,
 /// after `done`, until the store stops answering (what is left stays in the buffer for the
 /// next start).
-pub(crate) async fn forward(shared: Arc<Shared>, sink: Arc<dyn ReadingSink>, max_batch: usize, done: CancellationToken) {
+pub(crate) async fn forward(
+    shared: Arc<Shared>,
+    sink: Arc<dyn ReadingSink>,
+    max_batch: usize,
+    done: CancellationToken,
+) {
     let mut failures = 0u32;
     loop {
         let s = shared.clone();

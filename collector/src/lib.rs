@@ -45,11 +45,17 @@ pub async fn run(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<(), CollectorError> {
-    let log = buffer::Log::open(&options.buffer_dir, options.buffer_max_bytes, options.when_full, options.fsync_interval)?;
+    let log =
+        buffer::Log::open(&options.buffer_dir, options.buffer_max_bytes, options.when_full, options.fsync_interval)?;
     if log.depth() > 0 {
         info!(readings = log.depth(), dir = %options.buffer_dir.display(), "forwarding readings buffered before the last stop");
     }
-    let shared = Arc::new(forward::Shared { log: Mutex::new(log), appended: Notify::new(), freed: Notify::new(), metrics: metrics.clone() });
+    let shared = Arc::new(forward::Shared {
+        log: Mutex::new(log),
+        appended: Notify::new(),
+        freed: Notify::new(),
+        metrics: metrics.clone(),
+    });
     let (tx, rx) = mpsc::channel(CHANNEL_CYCLES);
     let appender = tokio::spawn(forward::append(rx, shared.clone()));
     let forwarding_done = CancellationToken::new();

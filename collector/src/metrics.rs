@@ -83,27 +83,53 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        counter("collector_requests_total", "Modbus requests answered (with data or an exception).", get(&self.requests));
+        counter(
+            "collector_requests_total",
+            "Modbus requests answered (with data or an exception).",
+            get(&self.requests),
+        );
         counter("collector_reconnects_total", "Connections dropped and opened again.", get(&self.reconnects));
         counter("collector_overruns_total", "Poll cycles that took longer than their interval.", get(&self.overruns));
         counter("collector_readings_buffered_total", "Readings appended to the durable buffer.", get(&self.appended));
         counter("collector_readings_written_total", "Readings the store accepted.", get(&self.written));
         counter("collector_readings_rejected_total", "Readings the store refused outright.", get(&self.rejected));
         counter("collector_store_errors_total", "Failed writes to the store.", get(&self.store_errors));
-        counter("collector_buffer_dropped_total", "Readings dropped unsent because the buffer was full.", get(&self.buffer_dropped));
-        let _ = writeln!(out, "# HELP collector_buffer_readings Readings in the buffer, not yet in the store.\n# TYPE collector_buffer_readings gauge\ncollector_buffer_readings {}", get(&self.buffer_depth));
-        let _ = writeln!(out, "# HELP collector_buffer_bytes Bytes of the buffer on disk not yet acknowledged.\n# TYPE collector_buffer_bytes gauge\ncollector_buffer_bytes {}", get(&self.buffer_bytes));
-        let _ = writeln!(out, "# HELP collector_device_errors_total Failed requests by kind.\n# TYPE collector_device_errors_total counter");
+        counter(
+            "collector_buffer_dropped_total",
+            "Readings dropped unsent because the buffer was full.",
+            get(&self.buffer_dropped),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP collector_buffer_readings Readings in the buffer, not yet in the store.\n# TYPE collector_buffer_readings gauge\ncollector_buffer_readings {}",
+            get(&self.buffer_depth)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP collector_buffer_bytes Bytes of the buffer on disk not yet acknowledged.\n# TYPE collector_buffer_bytes gauge\ncollector_buffer_bytes {}",
+            get(&self.buffer_bytes)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP collector_device_errors_total Failed requests by kind.\n# TYPE collector_device_errors_total counter"
+        );
         for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "collector_device_errors_total{{kind=\"{kind}\"}} {n}");
         }
         let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(out, "# HELP collector_poll_latency_seconds Time from request to reply.\n# TYPE collector_poll_latency_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP collector_poll_latency_seconds Time from request to reply.\n# TYPE collector_poll_latency_seconds histogram"
+        );
         for (bound, n) in BUCKETS.iter().zip(h.counts) {
             let _ = writeln!(out, "collector_poll_latency_seconds_bucket{{le=\"{bound}\"}} {n}");
         }
         let _ = writeln!(out, "collector_poll_latency_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
-        let _ = writeln!(out, "collector_poll_latency_seconds_sum {}\ncollector_poll_latency_seconds_count {}", h.sum, h.count);
+        let _ = writeln!(
+            out,
+            "collector_poll_latency_seconds_sum {}\ncollector_poll_latency_seconds_count {}",
+            h.sum, h.count
+        );
         out
     }
 }

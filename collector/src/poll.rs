@@ -149,10 +149,15 @@ pub(crate) async fn run(
                 match ctx.as_mut() {
                     Some(c) => {
                         let (readings, broken) = poll_device(c, polled, &metrics).await;
+                        if broken.is_none() {
+                            connect_failures = 0;
+                        }
                         if let Some(e) = broken {
                             // Whatever the cause, the connection may hold a late reply: never reuse it.
+                            // The first reconnect is immediate (a reset gateway is usually back at
+                            // once, and the other devices behind it are waiting); later ones back off.
                             connect_failures += 1;
-                            let wait = backoff(connect_failures);
+                            let wait = if connect_failures <= 1 { Duration::ZERO } else { backoff(connect_failures) };
                             retry_at = Instant::now() + wait;
                             metrics.reconnect();
                             warn!(device = %device.name, address = %address, error = %e, retry_in_ms = wait.as_millis() as u64, "request failed; reconnecting");

@@ -220,7 +220,8 @@ fn line_of(text: &str, offset: usize) -> usize {
 impl Scenario {
     /// The built-in demo scenario (`sensor-sim/scenarios/demo.toml`).
     pub fn demo() -> Result<Scenario, crate::SimError> {
-        Scenario::parse(Path::new("sensor-sim/scenarios/demo.toml"), crate::DEMO_SCENARIO).map_err(crate::SimError::Scenario)
+        Scenario::parse(Path::new("sensor-sim/scenarios/demo.toml"), crate::DEMO_SCENARIO)
+            .map_err(crate::SimError::Scenario)
     }
 
     /// Reads and checks a scenario file.
@@ -269,7 +270,15 @@ impl Scenario {
         }
         let stride = self.devices.iter().map(|d| d.get_ref().endpoint).max().unwrap_or(0) + 1;
         let rename = |name: &str, r: u32| if r == 0 { name.to_owned() } else { format!("{name}_r{r}") };
-        let mut out = Scenario { districts: vec![], reservoirs: vec![], pump_stations: vec![], sewer_stations: vec![], devices: vec![], events: vec![], ..self.clone() };
+        let mut out = Scenario {
+            districts: vec![],
+            reservoirs: vec![],
+            pump_stations: vec![],
+            sewer_stations: vec![],
+            devices: vec![],
+            events: vec![],
+            ..self.clone()
+        };
         for r in 0..copies {
             for d in &self.districts {
                 let mut v = d.get_ref().clone();

@@ -120,7 +120,9 @@ async fn an_unreachable_device_gets_the_gateway_exception() {
 #[tokio::test]
 async fn a_reset_drops_connections_opened_before_it() {
     // Connect before the reset (minute 0), then let the simulation run into it.
-    let text = format!("{NETWORK}\n[[event]]\nkind = \"comm_reset\"\ntarget = \"fm01\"\nstart_min = 0.05\nduration_min = 0.01\n");
+    let text = format!(
+        "{NETWORK}\n[[event]]\nkind = \"comm_reset\"\ntarget = \"fm01\"\nstart_min = 0.05\nduration_min = 0.01\n"
+    );
     let scenario = Scenario::parse(Path::new("faults.toml"), &text).unwrap();
     let options = SimOptions { time_scale: 10.0, ..SimOptions::default() };
     let sim = Simulation::from_scenario(&scenario, options).unwrap();

@@ -94,7 +94,11 @@ impl Influxd {
     /// Starts one, or returns `None` when influxd is not installed (which fails under CI=true).
     pub fn start() -> Option<Influxd> {
         if Command::new("influxd").arg("version").output().is_err() {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but influxd is missing: scripts/test installs it");
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true but influxd is missing: scripts/test installs it"
+            );
             eprintln!("skipping: influxd is not installed (scripts/test installs it)");
             return None;
         }
