@@ -28,23 +28,24 @@ pub struct Plan {
 impl Plan {
     pub fn for_device(device: &DeviceConfig) -> Plan {
         let mut order: Vec<usize> = (0..device.points.len()).collect();
-        order.sort_by_key(|&i| (device.points[i].register, device.points[i].address));
+        order.sort_by_key(|&i| (device.points[i].register, device.points[i].protocol_address(device)));
         let mut requests: Vec<Request> = Vec::new();
         for i in order {
             let p = &device.points[i];
-            let width = if p.register.is_bit() { 1 } else { p.data_type.width() };
+            let address = p.protocol_address(device);
+            let width = p.width();
             let cap = if p.register.is_bit() { MAX_BITS } else { device.max_registers_per_request };
-            let end = u32::from(p.address) + u32::from(width);
+            let end = u32::from(address) + u32::from(width);
             if let Some(last) = requests.last_mut() {
                 let last_end = u32::from(last.address) + u32::from(last.count);
                 let merged_count = end.max(last_end) - u32::from(last.address);
-                if last.register == p.register && u32::from(p.address) <= last_end && merged_count <= u32::from(cap) {
+                if last.register == p.register && u32::from(address) <= last_end && merged_count <= u32::from(cap) {
                     last.count = merged_count as u16;
                     last.points.push(i);
                     continue;
                 }
             }
-            requests.push(Request { register: p.register, address: p.address, count: width, points: vec![i] });
+            requests.push(Request { register: p.register, address, count: width, points: vec![i] });
         }
         Plan { requests }
     }
@@ -65,6 +66,7 @@ mod tests {
             timeout_ms: 1000,
             word_order: WordOrder::Abcd,
             max_registers_per_request: max,
+            address_base: 0,
             points: points
                 .iter()
                 .enumerate()
@@ -79,6 +81,10 @@ mod tests {
                     word_order: None,
                     min: None,
                     max: None,
+                    bit: None,
+                    length: None,
+                    deadband: None,
+                    heartbeat_s: None,
                 })
                 .collect(),
         }
@@ -94,7 +100,7 @@ mod tests {
         assert_eq!(got, expected);
     }
 
-    use DataType::*;
+    use DataType::{Bool, F32, U16, U32};
     use RegisterKind::*;
 
     #[test]

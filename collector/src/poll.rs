@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
-use model::{DeviceConfig, Quality, Reading, RegisterKind, Value, codec};
+use model::{DataType, DeviceConfig, Quality, Reading, RegisterKind, Value, codec};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -47,6 +47,7 @@ pub(crate) struct Polled {
 struct State {
     next_due: Instant,
     failures: u32,
+    deadbands: Deadbands,
 }
 
 /// What one request returned.
@@ -103,7 +104,10 @@ pub(crate) async fn run(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) {
-    let mut states: Vec<State> = devices.iter().map(|_| State { next_due: Instant::now(), failures: 0 }).collect();
+    let mut states: Vec<State> = devices
+        .iter()
+        .map(|_| State { next_due: Instant::now(), failures: 0, deadbands: Deadbands::default() })
+        .collect();
     let mut ctx: Option<Context> = None;
     let mut connect_failures: u32 = 0;
     let mut retry_at = Instant::now();
@@ -187,7 +191,8 @@ pub(crate) async fn run(
             // The next cycle is due one interval after this one was; if that has passed
             // already, start from now rather than burst to catch up.
             state.next_due = (state.next_due + period).max(Instant::now());
-            if out.send(readings).await.is_err() {
+            let readings = state.deadbands.filter(device, readings);
+            if !readings.is_empty() && out.send(readings).await.is_err() {
                 return;
             }
         }
@@ -288,35 +293,178 @@ fn absent(device: &DeviceConfig, i: usize, time: DateTime<Utc>, quality: Quality
 fn decode(device: &DeviceConfig, req: &Request, answer: &Answer, time: DateTime<Utc>, out: &mut Vec<Reading>) {
     for &i in &req.points {
         let p = &device.points[i];
-        let offset = usize::from(p.address - req.address);
-        let raw = match answer {
+        let offset = usize::from(p.protocol_address(device) - req.address);
+        let order = p.effective_word_order(device);
+        let regs = match answer {
             Answer::Exception(code) => {
                 out.push(absent(device, i, time, Quality::Exception(*code)));
                 continue;
             }
-            Answer::Bits(bits) => bits.get(offset).map(|b| f64::from(u8::from(*b))).ok_or("short reply".to_owned()),
-            Answer::Registers(regs) => {
-                let words = regs.get(offset..).unwrap_or_default();
-                codec::decode(words, p.data_type, p.effective_word_order(device)).map_err(|e| e.to_string())
-            }
-        };
-        let reading = match raw {
-            Ok(raw) => {
-                let v = p.engineering(raw);
-                let quality = if v.is_finite() && p.min.is_none_or(|m| v >= m) && p.max.is_none_or(|m| v <= m) {
-                    Quality::Good
-                } else {
-                    Quality::OutOfRange
+            Answer::Bits(bits) => {
+                let reading = match bits.get(offset) {
+                    Some(b) => number(device, i, time, f64::from(u8::from(*b))),
+                    None => short_reply(device, i, time),
                 };
-                // NaN and infinities cannot be stored; the quality says what happened.
-                let value = if v.is_finite() { Value::Number(v) } else { Value::Absent };
-                Reading { device: device.name.clone(), point: p.name.clone(), time, value, quality }
+                out.push(reading);
+                continue;
             }
-            Err(e) => {
-                warn!(device = %device.name, point = %p.name, error = %e, "cannot decode reply");
-                absent(device, i, time, Quality::CommFail)
-            }
+            Answer::Registers(regs) => regs.get(offset..).unwrap_or_default(),
+        };
+        let reading = match (p.data_type, p.bit) {
+            (DataType::String, _) => match regs.get(..usize::from(p.width())) {
+                Some(words) => Reading {
+                    device: device.name.clone(),
+                    point: p.name.clone(),
+                    time,
+                    value: Value::Text(codec::decode_string(words, order)),
+                    quality: Quality::Good,
+                },
+                None => short_reply(device, i, time),
+            },
+            (_, Some(bit)) => match regs.first() {
+                Some(w) => number(device, i, time, f64::from((w >> bit) & 1)),
+                None => short_reply(device, i, time),
+            },
+            _ => match codec::decode(regs, p.data_type, order) {
+                Ok(raw) => number(device, i, time, p.engineering(raw)),
+                Err(_) => short_reply(device, i, time),
+            },
         };
         out.push(reading);
+    }
+}
+
+/// A decoded number, checked against the point's physical range.
+fn number(device: &DeviceConfig, i: usize, time: DateTime<Utc>, v: f64) -> Reading {
+    let p = &device.points[i];
+    let quality = if v.is_finite() && p.min.is_none_or(|m| v >= m) && p.max.is_none_or(|m| v <= m) {
+        Quality::Good
+    } else {
+        Quality::OutOfRange
+    };
+    // NaN and infinities cannot be stored; the quality says what happened.
+    let value = if v.is_finite() { Value::Number(v) } else { Value::Absent };
+    Reading { device: device.name.clone(), point: p.name.clone(), time, value, quality }
+}
+
+/// A reply with fewer registers than asked for: the device broke the protocol for this point.
+fn short_reply(device: &DeviceConfig, i: usize, time: DateTime<Utc>) -> Reading {
+    warn!(device = %device.name, point = %device.points[i].name, "reply shorter than the request");
+    absent(device, i, time, Quality::CommFail)
+}
+
+/// Per point of a device: the last reading stored, for deadbands.
+#[derive(Debug, Default)]
+pub(crate) struct Deadbands(Vec<Option<(Value, Quality, DateTime<Utc>)>>);
+
+/// Default heartbeat of a point with a deadband, seconds.
+const DEFAULT_HEARTBEAT_S: u64 = 60;
+
+impl Deadbands {
+    /// Keeps the readings worth storing: every reading of a point without a deadband; for one
+    /// with a deadband, those that moved by at least the deadband, changed quality, or are due
+    /// by the heartbeat.
+    pub(crate) fn filter(&mut self, device: &DeviceConfig, readings: Vec<Reading>) -> Vec<Reading> {
+        if device.points.iter().all(|p| p.deadband.is_none()) {
+            return readings;
+        }
+        self.0.resize(device.points.len(), None);
+        readings
+            .into_iter()
+            .filter(|r| {
+                let Some(i) = device.points.iter().position(|p| p.name == r.point) else { return true };
+                let p = &device.points[i];
+                let Some(band) = p.deadband else { return true };
+                let heartbeat = chrono::Duration::seconds(p.heartbeat_s.unwrap_or(DEFAULT_HEARTBEAT_S) as i64);
+                let keep = match &self.0[i] {
+                    None => true,
+                    Some((value, quality, at)) => {
+                        *quality != r.quality
+                            || r.time - *at >= heartbeat
+                            || match (value, &r.value) {
+                                (Value::Number(a), Value::Number(b)) => (a - b).abs() >= band,
+                                (a, b) => a != b,
+                            }
+                    }
+                };
+                if keep {
+                    self.0[i] = Some((r.value.clone(), r.quality, r.time));
+                }
+                keep
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use model::{DataType, DeviceId, PointConfig, PointName, WordOrder};
+
+    use super::*;
+
+    fn device(deadband: Option<f64>) -> DeviceConfig {
+        DeviceConfig {
+            name: DeviceId::new("d").unwrap(),
+            address: "127.0.0.1:502".into(),
+            unit_id: 1,
+            poll_interval_ms: 1000,
+            timeout_ms: 1000,
+            word_order: WordOrder::Abcd,
+            max_registers_per_request: 125,
+            address_base: 0,
+            points: vec![PointConfig {
+                name: PointName::new("level").unwrap(),
+                register: RegisterKind::Holding,
+                address: 0,
+                data_type: DataType::U16,
+                scale: 1.0,
+                offset: 0.0,
+                unit: String::new(),
+                word_order: None,
+                min: None,
+                max: None,
+                bit: None,
+                length: None,
+                deadband,
+                heartbeat_s: Some(10),
+            }],
+        }
+    }
+
+    fn at(s: i64, v: f64, q: Quality) -> Reading {
+        Reading {
+            device: DeviceId::new("d").unwrap(),
+            point: PointName::new("level").unwrap(),
+            time: DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap(),
+            value: Value::Number(v),
+            quality: q,
+        }
+    }
+
+    #[test]
+    fn deadband_keeps_moves_quality_changes_and_heartbeats() {
+        let d = device(Some(0.5));
+        let mut db = Deadbands::default();
+        let kept: Vec<i64> = [
+            at(0, 1.0, Quality::Good),        // first: kept
+            at(1, 1.2, Quality::Good),        // moved 0.2: dropped
+            at(2, 1.6, Quality::Good),        // moved 0.6 from the last kept: kept
+            at(3, 1.6, Quality::OutOfRange),  // quality changed: kept
+            at(4, 1.6, Quality::OutOfRange),  // same: dropped
+            at(14, 1.6, Quality::OutOfRange), // heartbeat (10 s) due: kept
+        ]
+        .into_iter()
+        .flat_map(|r| db.filter(&d, vec![r]))
+        .map(|r| r.time.timestamp() - 1_700_000_000)
+        .collect();
+        assert_eq!(kept, vec![0, 2, 3, 14]);
+    }
+
+    #[test]
+    fn without_a_deadband_everything_is_kept() {
+        let d = device(None);
+        let mut db = Deadbands::default();
+        let all: Vec<Reading> = (0..5).map(|i| at(i, 1.0, Quality::Good)).collect();
+        assert_eq!(db.filter(&d, all.clone()), all);
     }
 }

@@ -47,15 +47,18 @@ pub enum DataType {
     I64,
     F32,
     F64,
-    /// One bit: a coil or discrete input, or a register read as "non-zero".
+    /// One bit: a coil or discrete input, a register read as "non-zero", or with `bit = N`
+    /// one bit of a register.
     Bool,
+    /// Fixed-length text, two characters per register (`length` registers).
+    String,
 }
 
 impl DataType {
     /// Number of 16-bit registers (or bits, for `Bool` on a bit table) the type occupies.
     pub fn width(self) -> u16 {
         match self {
-            DataType::U16 | DataType::I16 | DataType::Bool => 1,
+            DataType::U16 | DataType::I16 | DataType::Bool | DataType::String => 1,
             DataType::U32 | DataType::I32 | DataType::F32 => 2,
             DataType::U64 | DataType::I64 | DataType::F64 => 4,
         }
@@ -73,6 +76,7 @@ impl DataType {
             DataType::F32 => "f32",
             DataType::F64 => "f64",
             DataType::Bool => "bool",
+            DataType::String => "string",
         }
     }
 }
@@ -124,6 +128,7 @@ fn to_be_bytes(value: f64, data_type: DataType) -> Result<Vec<u8>, ModelError> {
         DataType::F32 => (value as f32).to_be_bytes().to_vec(),
         DataType::F64 => value.to_be_bytes().to_vec(),
         DataType::Bool => u16::from(value != 0.0).to_be_bytes().to_vec(),
+        DataType::String => return Err(out_of_range()),
     })
 }
 
@@ -162,7 +167,42 @@ pub fn decode(registers: &[u16], data_type: DataType, order: WordOrder) -> Resul
         DataType::F32 => f32_to_f64_shortest(f32::from_be_bytes([b[0], b[1], b[2], b[3]])),
         DataType::F64 => f64::from_be_bytes(b[..8].try_into().expect("width is 4 registers")),
         DataType::Bool => f64::from(u8::from(registers[0] != 0)),
+        DataType::String => {
+            return Err(ModelError::OutOfRange { data_type: "string", value: "use decode_string".to_owned() });
+        }
     })
+}
+
+/// Decodes fixed-length text: two bytes per register, the first in the high byte (or the low
+/// byte for the byte-swapped orders `badc` and `dcba`). Ends at the first NUL; trailing spaces
+/// and control characters are dropped, and bytes that are not UTF-8 are replaced.
+pub fn decode_string(registers: &[u16], order: WordOrder) -> String {
+    let mut bytes: Vec<u8> = Vec::with_capacity(registers.len() * 2);
+    for w in registers {
+        let [hi, lo] = w.to_be_bytes();
+        if order.bytes_swapped() {
+            bytes.extend([lo, hi]);
+        } else {
+            bytes.extend([hi, lo]);
+        }
+    }
+    if let Some(end) = bytes.iter().position(|b| *b == 0) {
+        bytes.truncate(end);
+    }
+    let text: String = String::from_utf8_lossy(&bytes).chars().filter(|c| !c.is_control()).collect();
+    text.trim_end().to_owned()
+}
+
+/// Encodes text into `length` registers, padded with NULs (for the simulator and tests).
+pub fn encode_string(text: &str, length: u16, order: WordOrder) -> Vec<u16> {
+    let mut bytes: Vec<u8> = text.bytes().take(usize::from(length) * 2).collect();
+    bytes.resize(usize::from(length) * 2, 0);
+    bytes
+        .chunks_exact(2)
+        .map(
+            |c| if order.bytes_swapped() { u16::from_be_bytes([c[1], c[0]]) } else { u16::from_be_bytes([c[0], c[1]]) },
+        )
+        .collect()
 }
 
 /// Widens an f32 to the f64 with the same shortest decimal form, so a meter's 146.0364 is
@@ -252,6 +292,18 @@ mod tests {
         let words = encode(146.0364, F32, Abcd).unwrap();
         assert_eq!(decode(&words, F32, Abcd).unwrap(), 146.0364);
         assert!(decode(&[0x7FC0, 0], F32, Abcd).unwrap().is_nan());
+    }
+
+    #[test]
+    fn strings() {
+        // "MIZUMORI-01" in six registers: "MI" "ZU" "MO" "RI" "-0" "1\0".
+        let wire = [0x4D49, 0x5A55, 0x4D4F, 0x5249, 0x2D30, 0x3100];
+        assert_eq!(decode_string(&wire, Abcd), "MIZUMORI-01");
+        assert_eq!(encode_string("MIZUMORI-01", 6, Abcd), wire);
+        let swapped: Vec<u16> = wire.iter().map(|w| w.swap_bytes()).collect();
+        assert_eq!(decode_string(&swapped, Badc), "MIZUMORI-01");
+        assert_eq!(decode_string(&[0x4142, 0x2020, 0x0A00], Abcd), "AB");
+        assert_eq!(decode_string(&[0xFFFE], Abcd), "\u{FFFD}\u{FFFD}");
     }
 
     #[test]

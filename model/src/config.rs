@@ -37,6 +37,9 @@ fn is_default_scale(v: &f64) -> bool {
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
+fn is_zero_u8(v: &u8) -> bool {
+    *v == 0
+}
 
 /// One Modbus device (a unit id at a host:port).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +60,11 @@ pub struct DeviceConfig {
     /// Largest read the device accepts, in registers (some devices reject more than 50).
     #[serde(default = "default_max_registers")]
     pub max_registers_per_request: u16,
+    /// 0: point addresses are protocol addresses (what goes on the wire). 1: they are
+    /// numbered from 1 as in many manuals (a manual's 40001 is `address = 1` in a holding
+    /// table), and the collector subtracts one.
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub address_base: u8,
     #[serde(rename = "point", default)]
     pub points: Vec<PointConfig>,
 }
@@ -67,7 +75,8 @@ pub struct DeviceConfig {
 pub struct PointConfig {
     pub name: PointName,
     pub register: RegisterKind,
-    /// 0-based protocol address (what goes on the wire, not the "4xxxx" of a manual).
+    /// Register address: 0-based protocol address, or 1-based when the device says
+    /// `address_base = 1`.
     pub address: u16,
     #[serde(rename = "type")]
     pub data_type: DataType,
@@ -86,9 +95,38 @@ pub struct PointConfig {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// With `type = "bool"` on a register table: which bit of the register (0 = least significant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bit: Option<u8>,
+    /// With `type = "string"`: how many registers the text occupies (two characters each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u16>,
+    /// Store a new value only when it moved at least this much since the last one stored
+    /// (or its quality changed, or `heartbeat_s` passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadband: Option<f64>,
+    /// With a deadband: store the value at least this often anyway, seconds (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_s: Option<u64>,
 }
 
 impl PointConfig {
+    /// Registers (or bits) the point occupies.
+    pub fn width(&self) -> u16 {
+        if self.register.is_bit() {
+            1
+        } else if self.data_type == DataType::String {
+            self.length.unwrap_or(1)
+        } else {
+            self.data_type.width()
+        }
+    }
+
+    /// The address on the wire.
+    pub fn protocol_address(&self, device: &DeviceConfig) -> u16 {
+        self.address.saturating_sub(u16::from(device.address_base))
+    }
+
     /// The word order in force for this point.
     pub fn effective_word_order(&self, device: &DeviceConfig) -> WordOrder {
         self.word_order.unwrap_or(device.word_order)
@@ -130,6 +168,10 @@ mod tests {
             word_order: None,
             min: None,
             max: None,
+            bit: None,
+            length: None,
+            deadband: None,
+            heartbeat_s: None,
         }
     }
 

@@ -60,6 +60,7 @@ fn clamp_raw(raw: f64, data_type: DataType) -> f64 {
         DataType::I64 => (-9.0e15, 9.0e15),
         DataType::F32 | DataType::F64 => return raw,
         DataType::Bool => return if raw != 0.0 { 1.0 } else { 0.0 },
+        DataType::String => return raw,
     };
     if raw.is_nan() { lo.max(0.0) } else { raw.clamp(lo, hi) }
 }
@@ -69,7 +70,7 @@ impl RegisterImage {
     pub fn for_points(points: &[PointConfig]) -> Self {
         let mut image = RegisterImage::default();
         for p in points {
-            let width = if p.register.is_bit() { 1 } else { p.data_type.width() };
+            let width = p.width();
             match p.register {
                 RegisterKind::Coil => image.coils.map(p.address, width),
                 RegisterKind::Discrete => image.discretes.map(p.address, width),
@@ -91,7 +92,12 @@ impl RegisterImage {
                     // A point's own word order, or big-endian: the simulator's register maps
                     // always state the order per point.
                     let order = p.word_order.unwrap_or_default();
-                    let words = codec::encode(raw, p.data_type, order).expect("raw value clamped to the type's range");
+                    let words = if p.data_type == DataType::String {
+                        // The simulator's text points hold a number rendered as text.
+                        codec::encode_string(&format!("{v}"), p.width(), order)
+                    } else {
+                        codec::encode(raw, p.data_type, order).expect("raw value clamped to the type's range")
+                    };
                     let table = if p.register == RegisterKind::Holding { &mut self.holding } else { &mut self.input };
                     table.set(p.address, &words);
                 }

@@ -337,6 +337,7 @@ impl Simulation {
                 timeout_ms: model::config::DEFAULT_TIMEOUT_MS,
                 word_order: model::WordOrder::Abcd,
                 max_registers_per_request: d.model.max_registers_per_request(),
+                address_base: 0,
                 points: d.model.points().to_vec(),
             })
             .collect()

@@ -58,6 +58,10 @@ fn point(
         word_order: (data_type.width() > 1).then_some(order),
         min: None,
         max: None,
+        bit: None,
+        length: None,
+        deadband: None,
+        heartbeat_s: None,
     }
 }
 
