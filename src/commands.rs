@@ -30,7 +30,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir,
                 modbus,
                 seed,
-            } => demo(http, &data_dir, modbus, seed).await,
+                demo_password,
+            } => demo(http, &data_dir, modbus, seed, demo_password).await,
             Command::Sim {
                 listen,
                 seed,
@@ -42,7 +43,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 store,
                 http,
                 config,
-            } => serve(&store, http, config.as_deref()).await,
+                accounts,
+                secure_cookies,
+            } => {
+                let accounts = crate::user::accounts_path(Some(&store), accounts.as_deref())?;
+                let auth = dashboard::AuthConfig {
+                    secure_cookies,
+                    ..Default::default()
+                };
+                serve(&store, http, config.as_deref(), &accounts, auth).await
+            }
+            Command::User(args) => crate::user::run(args).await,
             Command::Readings {
                 store,
                 device,
@@ -85,6 +96,7 @@ async fn demo(
     data_dir: &Path,
     modbus: std::net::SocketAddr,
     seed: u64,
+    demo_password: Option<String>,
 ) -> anyhow::Result<()> {
     let cancel = shutdown::on_signal();
     let db = data_dir.join("mizumori.sqlite");
@@ -93,6 +105,8 @@ async fn demo(
             .await
             .with_context(|| format!("opening the embedded store {}", db.display()))?,
     );
+    let accounts = crate::user::open(&db).await?;
+    let demo_password = crate::user::demo_users(&accounts, demo_password).await?;
 
     let sim_listener = bind(modbus, "simulated devices").await?;
     let sim_addr = sim_listener.local_addr()?;
@@ -123,12 +137,16 @@ async fn demo(
         WriterOptions::default(),
         cancel.clone(),
     ));
-    let state = dashboard::AppState::new(store.clone()).with_units(&devices);
+    let state = dashboard::AppState::new(store.clone())
+        .with_units(&devices)
+        .with_accounts(accounts);
     let http_task = tokio::spawn(dashboard::serve(http_listener, state, cancel.clone()));
 
     println!("Mizumori demo is running.");
     println!("  dashboard:        {url}");
     println!("  embedded store:   sqlite://{}", db.display());
+    println!("  users:            viewer, crew, engineer, planner, admin");
+    println!("  password:         {demo_password}");
     println!(
         "  simulated Modbus: {sim_addr} (unit 1 = pump station ps01, unit 2 = flow meter fm01)"
     );
@@ -190,6 +208,8 @@ async fn serve(
     store_url: &str,
     http: std::net::SocketAddr,
     config: Option<&Path>,
+    accounts_path: &Path,
+    auth: dashboard::AuthConfig,
 ) -> anyhow::Result<()> {
     let devices = match config {
         Some(path) => CollectorConfig::load(path)?.devices,
@@ -198,18 +218,24 @@ async fn serve(
     let store = store::open(store_url)
         .await
         .with_context(|| format!("opening the store {store_url}"))?;
+    let accounts = crate::user::open(accounts_path).await?;
+    if store::AccountStore::users(&*accounts).await?.is_empty() {
+        warn!(
+            accounts = %accounts_path.display(),
+            "no users yet: nobody can log in; add one with `mizumori user add NAME --role admin`"
+        );
+    }
     let listener = bind(http, "dashboard").await?;
     println!(
         "Dashboard on http://{}/ (Ctrl-C to stop).",
         listener.local_addr()?
     );
     let cancel = shutdown::on_signal();
-    dashboard::serve(
-        listener,
-        dashboard::AppState::new(store).with_units(&devices),
-        cancel,
-    )
-    .await?;
+    let state = dashboard::AppState::new(store)
+        .with_units(&devices)
+        .with_accounts(accounts)
+        .with_auth(auth);
+    dashboard::serve(listener, state, cancel).await?;
     Ok(())
 }
 

@@ -177,6 +177,11 @@ pub(crate) fn new_token() -> Result<String, AppError> {
     Ok(hex(&bytes))
 }
 
+/// A password for generated accounts (the demo's): 80 random bits as 20 hex digits.
+pub fn random_password() -> Result<String, AppError> {
+    Ok(new_token()?[..20].to_owned())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
