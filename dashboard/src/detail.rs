@@ -292,7 +292,7 @@ fn figure(base: &str, c: &Checked, svg: &str, label: &str) -> String {
 
 /// Redraws each chart at the width its box really has, when that differs by more than 10 %
 /// from what the server guessed. Without scripts the server's width stays.
-const RESIZE_SCRIPT: &str = r#"<script>
+pub(crate) const RESIZE_SCRIPT: &str = r#"<script>
 for (const f of document.querySelectorAll('figure[data-chart]')) {
   const box = f.querySelector('.svgbox');
   const want = Math.max(200, Math.min(3000, Math.round(box.clientWidth)));
@@ -325,11 +325,13 @@ fn range_nav(lang: Lang, base: &str, c: &Checked) -> String {
     let local = |t: DateTime<Utc>| t.with_timezone(&jst()).format("%Y-%m-%dT%H:%M").to_string();
     let _ = write!(
         nav,
-        "<form method=\"get\" action=\"{base}\" class=\"custom\">\
+        "<details{open}><summary class=\"button\">{custom}</summary><form method=\"get\" action=\"{base}\" class=\"custom\">\
          <input type=\"hidden\" name=\"range\" value=\"custom\">\
          <label for=\"from\">{from_l}</label><input type=\"datetime-local\" id=\"from\" name=\"from\" value=\"{from}\" required>\
          <label for=\"to\">{to_l}</label><input type=\"datetime-local\" id=\"to\" name=\"to\" value=\"{to}\" required>\
-         <p><button type=\"submit\" class=\"button\">{show}</button></p></form>",
+         <p><button type=\"submit\" class=\"button\">{show}</button></p></form></details>",
+        open = if c.span == Span::Custom { " open" } else { "" },
+        custom = lang.t(Msg::Custom),
         from_l = lang.t(Msg::From),
         to_l = lang.t(Msg::To),
         show = lang.t(Msg::Show),
@@ -340,7 +342,10 @@ fn range_nav(lang: Lang, base: &str, c: &Checked) -> String {
 }
 
 fn fmt_time(t: DateTime<Utc>) -> String {
-    t.with_timezone(&jst()).format("%Y-%m-%d %H:%M").to_string()
+    // Seconds matter: a 30 s communication failure is worth seeing as such.
+    t.with_timezone(&jst())
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// `GET /devices/{device}`: every point of a device with its latest value and a chart.

@@ -101,6 +101,8 @@ h2 {{ font-size: 1.1rem; }}
 nav.ranges {{ display: flex; flex-wrap: wrap; gap: 0.4rem; margin: 0.5rem 0; }}
 nav.ranges a, .button {{ min-height: 44px; min-width: 44px; padding: 0 0.9rem; display: inline-flex; align-items: center; justify-content: center; border: 1px solid #0b3d66; border-radius: 4px; color: #0b3d66; background: white; text-decoration: none; box-sizing: border-box; }}
 nav.ranges a[aria-current] {{ background: #0b3d66; color: white; font-weight: bold; }}
+details > summary {{ list-style: none; cursor: pointer; }}
+details[open] > summary {{ background: #0b3d66; color: white; }}
 label {{ display: block; margin: 0.5rem 0 0.2rem; }}
 input, select, button {{ font: inherit; min-height: 44px; box-sizing: border-box; }}
 input[type=text], input[type=password] {{ width: 100%; max-width: 20rem; padding: 0 0.5rem; }}

@@ -205,7 +205,14 @@ async fn overview(
             let svg = if windows.is_empty() {
                 String::new()
             } else {
-                chart::line_svg(&windows, from, now, window_ms, CHART_SIZE)
+                // The page script redraws it at the box's real width (a phone's, say).
+                format!(
+                    "<figure data-chart=\"/devices/{device}/{point}/chart.svg?range=1h\" data-w=\"{w}\">\
+                     <div class=\"svgbox\">{svg}</div></figure>",
+                    point = r.point,
+                    w = CHART_SIZE.0,
+                    svg = chart::line_svg(&windows, from, now, window_ms, CHART_SIZE),
+                )
             };
             let _ = write!(
                 body,
@@ -219,6 +226,7 @@ async fn overview(
         }
         body.push_str("</section>");
     }
+    body.push_str(detail::RESIZE_SCRIPT);
     let here = uri.path_and_query().map_or("/", |p| p.as_str());
     Ok(Html(page(
         &Frame {
