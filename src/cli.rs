@@ -32,6 +32,10 @@ pub enum Command {
         /// Seed of the simulation's random draws.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Password of the demo users (viewer, crew, engineer, planner, admin); random and
+        /// printed at start-up when not given.
+        #[arg(long, env = "MIZUMORI_DEMO_PASSWORD")]
+        demo_password: Option<String>,
     },
     /// Serve simulated field devices over Modbus TCP.
     Sim {
@@ -84,7 +88,15 @@ pub enum Command {
         /// A collector configuration, to show engineering units next to values.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// SQLite file of the users (default: the store's file when it is sqlite://).
+        #[arg(long, env = "MIZUMORI_ACCOUNTS")]
+        accounts: Option<PathBuf>,
+        /// Mark session cookies Secure: set when users reach the dashboard over HTTPS.
+        #[arg(long, env = "MIZUMORI_SECURE_COOKIES")]
+        secure_cookies: bool,
     },
+    /// Manage the dashboard's users.
+    User(crate::user::UserArgs),
     /// Print the readings of one point: time,device,point,value,quality.
     Readings {
         #[arg(long, env = "MIZUMORI_STORE")]

@@ -24,7 +24,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Demo { http, data_dir, modbus, seed } => demo(http, &data_dir, modbus, seed).await,
+            Command::Demo { http, data_dir, modbus, seed, demo_password } => {
+                demo(http, &data_dir, modbus, seed, demo_password).await
+            }
             Command::Sim { scenario, listen, seed, time_scale, start, scale, emit_collector_config, events_out } => {
                 let options = SimOptions { seed, time_scale, start, ..SimOptions::default() };
                 sim(scenario.as_deref(), listen, options, scale, emit_collector_config, events_out.as_deref()).await
@@ -32,7 +34,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Collect { config, store, buffer_dir, metrics } => {
                 collect(&config, &store, buffer_dir.as_deref(), metrics).await
             }
-            Command::Serve { store, http, config } => serve(&store, http, config.as_deref()).await,
+            Command::Serve { store, http, config, accounts, secure_cookies } => {
+                let accounts = crate::user::accounts_path(Some(&store), accounts.as_deref())?;
+                let auth = dashboard::AuthConfig { secure_cookies, ..Default::default() };
+                serve(&store, http, config.as_deref(), &accounts, auth).await
+            }
+            Command::User(args) => crate::user::run(args).await,
             Command::Readings { store, device, point, since, format, limit } => {
                 readings(&store, &device, &point, since, format, limit).await
             }
@@ -64,12 +71,15 @@ async fn demo(
     data_dir: &Path,
     modbus: std::net::SocketAddr,
     seed: u64,
+    demo_password: Option<String>,
 ) -> anyhow::Result<()> {
     let cancel = shutdown::on_signal();
     let db = data_dir.join("mizumori.sqlite");
     let store: Arc<dyn Store> = Arc::new(
         store::SqliteStore::open(&db).await.with_context(|| format!("opening the embedded store {}", db.display()))?,
     );
+    let accounts = crate::user::open(&db).await?;
+    let demo_password = crate::user::demo_users(&accounts, demo_password).await?;
 
     let simulation = Simulation::demo(SimOptions { seed, ..SimOptions::default() })?;
     let listeners = simulation.bind(modbus).await?;
@@ -93,7 +103,7 @@ async fn demo(
     let metrics = Arc::new(Metrics::default());
     let options = CollectorOptions::new(data_dir.join("buffer"));
     let collector_task = tokio::spawn(collector::run(config, store.clone(), options, metrics.clone(), cancel.clone()));
-    let state = dashboard::AppState::new(store.clone()).with_units(&devices);
+    let state = dashboard::AppState::new(store.clone()).with_units(&devices).with_accounts(accounts);
     let router = dashboard::app(state).merge(metrics_router(metrics));
     let shutdown = cancel.clone();
     let http_task = tokio::spawn(async move {
@@ -103,6 +113,8 @@ async fn demo(
     println!("Mizumori demo is running.");
     println!("  dashboard:        {url}");
     println!("  embedded store:   sqlite://{}", db.display());
+    println!("  users:            viewer, crew, engineer, planner, admin");
+    println!("  password:         {demo_password}");
     println!("  simulated Modbus: {sim_summary}");
     println!("Press Ctrl-C to stop.");
 
@@ -201,16 +213,30 @@ async fn collect(
     Ok(())
 }
 
-async fn serve(store_url: &str, http: std::net::SocketAddr, config: Option<&Path>) -> anyhow::Result<()> {
+async fn serve(
+    store_url: &str,
+    http: std::net::SocketAddr,
+    config: Option<&Path>,
+    accounts_path: &Path,
+    auth: dashboard::AuthConfig,
+) -> anyhow::Result<()> {
     let devices = match config {
         Some(path) => CollectorConfig::load(path)?.devices,
         None => Vec::new(),
     };
     let store = store::open(store_url).await.with_context(|| format!("opening the store {store_url}"))?;
+    let accounts = crate::user::open(accounts_path).await?;
+    if store::AccountStore::users(&*accounts).await?.is_empty() {
+        warn!(
+            accounts = %accounts_path.display(),
+            "no users yet: nobody can log in; add one with `mizumori user add NAME --role admin`"
+        );
+    }
     let listener = bind(http, "dashboard").await?;
     println!("Dashboard on http://{}/ (Ctrl-C to stop).", listener.local_addr()?);
     let cancel = shutdown::on_signal();
-    dashboard::serve(listener, dashboard::AppState::new(store).with_units(&devices), cancel).await?;
+    let state = dashboard::AppState::new(store).with_units(&devices).with_accounts(accounts).with_auth(auth);
+    dashboard::serve(listener, state, cancel).await?;
     Ok(())
 }
 

@@ -5,5 +5,6 @@ pub mod cli;
 mod commands;
 pub mod logging;
 mod shutdown;
+mod user;
 
 pub use commands::run;

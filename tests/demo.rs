@@ -36,6 +36,10 @@ async fn demo_runs_the_whole_flow_and_restarts_on_its_data() {
         (r.status() == 200).then_some(())
     })
     .await;
+    // Everything but the health check needs a login.
+    let anonymous = http.get(format!("{}/api/devices", demo.url)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let http = demo.login("viewer").await;
     let devices: Json = eventually("two devices with fresh good readings", Duration::from_secs(30), || async {
         let j: Json = http.get(format!("{}/api/devices", demo.url)).send().await.ok()?.json().await.ok()?;
         (fresh_good_devices(&j).len() >= 2).then_some(j)
@@ -104,6 +108,7 @@ async fn demo_runs_the_whole_flow_and_restarts_on_its_data() {
         .filter(|l| chrono::DateTime::parse_from_rfc3339(l.split(',').next().unwrap()).unwrap() < stopped_at)
         .count();
     assert!(before_restart >= rows_before, "{before_restart} rows from the first run, had {rows_before}");
+    let http = demo.login("viewer").await;
     let page = http.get(format!("{}/", demo.url)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("fm01") && page.contains("<svg"));
     let (status, _) = demo.terminate();
@@ -130,4 +135,52 @@ fn readings_rejects_unsafe_names() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--device") && err.contains("not a valid name"), "{err}");
+}
+
+#[test]
+fn user_add_takes_the_password_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}/m.sqlite", dir.path().display());
+    let add = |args: &[&str], stdin: &str| {
+        let mut child = bin()
+            .args(["user", "add"])
+            .args(args)
+            .args(["--store", &store])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = add(&["kato", "--role", "crew"], "a long password\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = add(&["kato", "--role", "admin"], "another password\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--replace"));
+    let out = add(&["sato", "--role", "viewer"], "short\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+    let out = add(&["sato", "--role", "root"], "a long password\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+
+    let out = bin().args(["user", "list", "--store", &store]).output().unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "kato\tcrew\n");
+
+    // The stored hash is what the dashboard checks at login, and no copy of the password.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let user = rt.block_on(async {
+        let accounts = store::SqliteAccounts::open(&dir.path().join("m.sqlite")).await.unwrap();
+        store::AccountStore::user(&accounts, &store::UserName::new("kato").unwrap()).await.unwrap().unwrap()
+    });
+    assert!(dashboard::auth::verify_password("a long password", &user.password_hash));
+    // The row may still sit in the write-ahead log: search both files.
+    let mut raw = std::fs::read(dir.path().join("m.sqlite")).unwrap();
+    raw.extend(std::fs::read(dir.path().join("m.sqlite-wal")).unwrap_or_default());
+    assert!(raw.windows(4).any(|w| w == b"kato"), "the search sees the rows");
+    assert!(!raw.windows(15).any(|w| w == b"a long password"));
 }

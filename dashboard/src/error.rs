@@ -1,6 +1,8 @@
 //! One error type for every handler, mapped to a response in one place.
 
-use axum::http::StatusCode;
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracing::error;
 
@@ -12,8 +14,38 @@ pub enum AppError {
     BadRequest(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// No session. Pages go to the login form and come back to `next`; the API answers 401.
+    #[error("login required")]
+    LoginRequired { next: Option<String> },
+    /// Logged in, but the role does not allow it.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// An unsafe request with a session but without that session's CSRF token.
+    #[error("CSRF token missing or wrong")]
+    Csrf,
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// A failure of ours that the user cannot fix; the message goes to the log only.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(e: QueryRejection) -> Self {
+        AppError::BadRequest(format!("bad query parameters: {}", e.body_text()))
+    }
+}
+
+impl From<FormRejection> for AppError {
+    fn from(e: FormRejection) -> Self {
+        AppError::BadRequest(format!("bad form: {}", e.body_text()))
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(e: PathRejection) -> Self {
+        AppError::BadRequest(format!("bad path: {}", e.body_text()))
+    }
 }
 
 impl IntoResponse for AppError {
@@ -21,12 +53,42 @@ impl IntoResponse for AppError {
         match self {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m).into_response(),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, format!("not found: {m}")).into_response(),
+            AppError::LoginRequired { next: Some(next) } => {
+                let target = format!("/login?next={}", percent_encode(&next));
+                let mut resp = StatusCode::SEE_OTHER.into_response();
+                resp.headers_mut().insert(LOCATION, HeaderValue::from_str(&target).expect("percent-encoded is ASCII"));
+                resp
+            }
+            AppError::LoginRequired { next: None } => {
+                (StatusCode::UNAUTHORIZED, "login required: POST /login").into_response()
+            }
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m).into_response(),
+            AppError::Csrf => {
+                (StatusCode::FORBIDDEN, "CSRF token missing or wrong: reload the page and try again").into_response()
+            }
             AppError::Store(e) => {
                 error!(error = %e, "store error while answering a request");
                 let status =
                     if e.is_transient() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
                 (status, "internal error: the store did not answer; see the server log").into_response()
             }
+            AppError::Internal(m) => {
+                error!(error = %m, "internal error while answering a request");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log").into_response()
+            }
         }
     }
+}
+
+/// Percent-encodes everything but unreserved characters and `/`, for a path in a query value.
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -4,13 +4,18 @@
 //! `tower::ServiceExt::oneshot`. Handlers only read through the store's role traits; they never
 //! see SQL or InfluxQL.
 //!
-//! First cut: the overview page (devices, latest values, a chart of the last hour per point),
-//! `/api/health` and `/api/devices`. Logins, roles, alerts, risk and plan pages come with the
-//! dashboard issue.
+//! Every route but `/api/health` and `/login` needs a session; `auth` holds sessions, CSRF
+//! and the role-to-permission map. Pages are in Japanese or English (`i18n`). Alerts, risk
+//! and plan pages come with their issues.
 
+pub mod auth;
 mod chart;
+mod detail;
 mod error;
-mod html;
+pub mod html;
+pub mod i18n;
+mod login;
+pub mod openapi;
 mod routes;
 
 use std::collections::HashMap;
@@ -19,10 +24,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use model::{DeviceConfig, DeviceId, PointName};
-use store::Store;
+use store::{AccountStore, SqliteAccounts, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+pub use auth::{AuthConfig, CurrentUser, Permission};
 pub use error::AppError;
 
 /// What every handler can reach.
@@ -31,6 +37,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Engineering units by point, when the device map is known (from a collector config).
     pub units: Arc<HashMap<(DeviceId, PointName), String>>,
+    /// Users and sessions; empty (nobody can log in) until [`AppState::with_accounts`].
+    pub accounts: Arc<dyn AccountStore>,
+    pub auth: Arc<AuthConfig>,
+    pub(crate) throttle: Arc<auth::LoginThrottle>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -41,7 +51,25 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        AppState { store, units: Arc::default() }
+        AppState {
+            store,
+            units: Arc::default(),
+            accounts: Arc::new(SqliteAccounts::in_memory()),
+            auth: Arc::default(),
+            throttle: Arc::default(),
+        }
+    }
+
+    /// Uses these accounts for logins.
+    pub fn with_accounts(mut self, accounts: Arc<dyn AccountStore>) -> Self {
+        self.accounts = accounts;
+        self
+    }
+
+    /// Uses these session settings.
+    pub fn with_auth(mut self, auth: AuthConfig) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 
     /// Learns point units from a device map.
@@ -62,7 +90,7 @@ impl AppState {
 
 /// The router with every route.
 pub fn app(state: AppState) -> Router {
-    routes::router().with_state(state)
+    routes::router(&state).with_state(state)
 }
 
 /// Serves the app on `listener` until `cancel` fires.

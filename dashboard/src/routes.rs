@@ -1,22 +1,25 @@
-//! Routes: the overview page and the JSON API.
+//! Routes: the public health check and login, the pages and the JSON API, grouped by the
+//! permission they need.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use chrono::{Duration, Utc};
 use model::{Quality, Reading, Value};
 use serde::Serialize;
 use store::WindowQuery;
 
+use crate::auth::{self, CurrentUser, Permission};
 use crate::chart::{self, jst};
-use crate::html::{escape, page};
-use crate::{AppError, AppState};
+use crate::html::{Frame, escape, page};
+use crate::i18n::{self, Lang, Msg};
+use crate::{AppError, AppState, detail, login, openapi};
 
 /// Width and height of the overview's point charts, in pixels.
 const CHART_SIZE: (u32, u32) = (560, 170);
@@ -24,8 +27,28 @@ const CHART_SIZE: (u32, u32) = (560, 170);
 /// min-max lines; one per two pixels is plenty for an hour of 1 s data.
 const OVERVIEW_WINDOWS: i64 = 240;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/", get(overview)).route("/api/health", get(health)).route("/api/devices", get(devices))
+pub(crate) fn router(state: &AppState) -> Router<AppState> {
+    // Only these two need no login.
+    let public = Router::new().route("/api/health", get(health)).route("/login", get(login::show).post(login::submit));
+    let view = Router::new()
+        .route("/", get(overview))
+        .route("/logout", post(login::logout))
+        .route("/api/session", get(login::session_json))
+        .route("/api/openapi.json", get(openapi::serve))
+        .route("/api/devices", get(devices))
+        .route("/api/devices/{device}/{point}/windows", get(detail::windows_json))
+        .route("/devices/{device}", get(detail::device_page))
+        .route("/devices/{device}/{point}", get(detail::point_page))
+        .route("/devices/{device}/{point}/chart.svg", get(detail::chart_svg))
+        .route_layer(middleware::from_fn(|req, next| auth::require(Permission::View, req, next)));
+    let export = Router::new()
+        .route("/devices/{device}/{point}/readings.csv", get(detail::readings_csv))
+        .route_layer(middleware::from_fn(|req, next| auth::require(Permission::Export, req, next)));
+    public
+        .merge(view)
+        .merge(export)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::session_layer))
+        .layer(middleware::from_fn(i18n::lang_layer))
 }
 
 #[derive(Serialize)]
@@ -102,7 +125,7 @@ async fn devices(State(state): State<AppState>) -> Result<Json<serde_json::Value
     Ok(Json(serde_json::json!({ "devices": devices })))
 }
 
-fn format_value(v: &Value) -> String {
+pub(crate) fn format_value(v: &Value) -> String {
     match v {
         Value::Number(x) if x.abs() >= 1000.0 => format!("{x:.0}"),
         Value::Number(x) if x.abs() >= 10.0 => format!("{x:.1}"),
@@ -112,17 +135,25 @@ fn format_value(v: &Value) -> String {
     }
 }
 
-async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+async fn overview(
+    State(state): State<AppState>,
+    Extension(lang): Extension<Lang>,
+    Extension(user): Extension<CurrentUser>,
+    uri: Uri,
+) -> Result<Html<String>, AppError> {
     let now = Utc::now();
     let from = now - Duration::hours(1);
     let window_ms = Duration::hours(1).num_milliseconds() / OVERVIEW_WINDOWS;
     let groups = by_device(state.store.latest().await?);
-    let mut body = String::new();
+    let mut body = format!("<h2>{}</h2>", lang.t(Msg::Overview));
     if groups.is_empty() {
-        body.push_str("<p>No readings yet. Start the collector (<code>mizumori collect</code>) or the demo.</p>");
+        let _ = write!(body, "<p>{}</p>", lang.t(Msg::NoReadings));
     }
     for (device, readings) in &groups {
-        let _ = write!(body, "<section class=\"device\" id=\"{device}\"><h2>{device}</h2>");
+        let _ = write!(
+            body,
+            "<section class=\"device\" id=\"{device}\"><h2><a href=\"/devices/{device}\">{device}</a></h2>"
+        );
         for r in readings {
             let windows = match r.value {
                 Value::Number(_) | Value::Absent => {
@@ -144,11 +175,18 @@ async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppErro
             let svg = if windows.is_empty() {
                 String::new()
             } else {
-                chart::line_svg(&windows, from, now, window_ms, CHART_SIZE)
+                // The page script redraws it at the box's real width (a phone's, say).
+                format!(
+                    "<figure data-chart=\"/devices/{device}/{point}/chart.svg?range=1h\" data-w=\"{w}\">\
+                     <div class=\"svgbox\">{svg}</div></figure>",
+                    point = r.point,
+                    w = CHART_SIZE.0,
+                    svg = chart::line_svg(&windows, from, now, window_ms, CHART_SIZE),
+                )
             };
             let _ = write!(
                 body,
-                "<div class=\"point\"><div><div class=\"meta\">{point}</div><div class=\"value\">{value} <small>{unit}</small></div>\
+                "<div class=\"point\"><div><div class=\"meta\"><a href=\"/devices/{device}/{point}?range=1h\">{point}</a></div><div class=\"value\">{value} <small>{unit}</small></div>\
                  <div class=\"meta\"><span class=\"{quality_class}\">{quality}</span> · {time}</div></div><div class=\"chart\">{svg}</div></div>",
                 point = r.point,
                 value = format_value(&r.value),
@@ -158,5 +196,7 @@ async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppErro
         }
         body.push_str("</section>");
     }
-    Ok(Html(page("Overview", Some(15), &body)))
+    body.push_str(detail::RESIZE_SCRIPT);
+    let here = uri.path_and_query().map_or("/", |p| p.as_str());
+    Ok(Html(page(&Frame { lang, title: lang.t(Msg::Overview), user: Some(&user), here, refresh_s: Some(15) }, &body)))
 }

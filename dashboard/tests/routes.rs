@@ -1,56 +1,20 @@
-//! Every route, in-process (`app(state).oneshot(req)`), over a real embedded store.
+//! Every page and API route, in-process (`app(state).oneshot(req)`), over a real embedded
+//! store, logged in as the role each route needs. Authentication itself is in `auth.rs`.
+
+mod util;
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use chrono::{Duration, DurationRound, Utc};
-use dashboard::{AppState, app};
-use model::{DeviceId, PointName, Quality, Reading, Value};
-use store::{ReadingSink, SqliteStore};
-use tower::ServiceExt;
-
-async fn state_with_readings() -> (AppState, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("m.sqlite")).await.unwrap();
-    let now = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
-    let dev = |s| DeviceId::new(s).unwrap();
-    let pt = |s| PointName::new(s).unwrap();
-    let mut batch = Vec::new();
-    for i in 0..120 {
-        let t = now - Duration::seconds(119 - i);
-        batch.push(Reading::good(dev("fm01"), pt("flow"), t, 100.0 + (i as f64).sin()));
-        batch.push(Reading::good(dev("ps01"), pt("discharge_pressure"), t, 4.0));
-    }
-    batch.push(Reading {
-        device: dev("ps01"),
-        point: pt("fault_text"),
-        time: now,
-        value: Value::Text("<b>over</b> & \"temp\"".into()),
-        quality: Quality::Good,
-    });
-    batch.push(Reading {
-        device: dev("ps02"),
-        point: pt("flow"),
-        time: now,
-        value: Value::Absent,
-        quality: Quality::CommFail,
-    });
-    store.write(&batch).await.unwrap();
-    (AppState::new(Arc::new(store)), dir)
-}
-
-async fn get(state: &AppState, uri: &str) -> (StatusCode, String) {
-    let resp = app(state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 10 << 20).await.unwrap();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
+use axum::http::StatusCode;
+use dashboard::AppState;
+use store::Role;
+use util::{get, login, state_with_readings};
 
 #[tokio::test]
 async fn health_reports_the_store() {
     let (state, _dir) = state_with_readings().await;
-    let (status, body) = get(&state, "/api/health").await;
+    let r = get(&state, "/api/health").await;
+    let (status, body) = (r.status, r.body);
     assert_eq!(status, StatusCode::OK);
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(j["status"], "ok");
@@ -61,7 +25,9 @@ async fn health_reports_the_store() {
 #[tokio::test]
 async fn devices_lists_latest_values_with_quality() {
     let (state, _dir) = state_with_readings().await;
-    let (status, body) = get(&state, "/api/devices").await;
+    let viewer = login(&state, Role::Viewer).await;
+    let r = viewer.get(&state, "/api/devices").await;
+    let (status, body) = (r.status, r.body);
     assert_eq!(status, StatusCode::OK);
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
     let names: Vec<&str> = j["devices"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
@@ -77,7 +43,9 @@ async fn devices_lists_latest_values_with_quality() {
 #[tokio::test]
 async fn overview_draws_a_chart_per_numeric_point_and_escapes_text() {
     let (state, _dir) = state_with_readings().await;
-    let (status, body) = get(&state, "/").await;
+    let viewer = login(&state, Role::Viewer).await;
+    let r = viewer.get(&state, "/").await;
+    let (status, body) = (r.status, r.body);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.matches("<svg").count(), 2, "flow and discharge_pressure have charts; text and failed points none");
     assert!(body.contains("&lt;b&gt;over&lt;/b&gt; &amp; &quot;temp&quot;"));
@@ -89,7 +57,7 @@ async fn overview_draws_a_chart_per_numeric_point_and_escapes_text() {
 #[tokio::test]
 async fn unknown_routes_are_404() {
     let (state, _dir) = state_with_readings().await;
-    assert_eq!(get(&state, "/nope").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&state, "/nope").await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -106,12 +74,184 @@ async fn health_is_503_when_the_store_goes_away() {
     let influx =
         store::InfluxStore::connect(&format!("http://{addr}"), "water", store::InfluxAuth::none()).await.unwrap();
     let state = AppState::new(Arc::new(influx));
-    assert_eq!(get(&state, "/api/health").await.0, StatusCode::OK);
+    assert_eq!(get(&state, "/api/health").await.status, StatusCode::OK);
     server.abort();
     let _ = server.await;
-    let (status, body) = get(&state, "/api/health").await;
+    let r = get(&state, "/api/health").await;
+    let (status, body) = (r.status, r.body);
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(j["status"], "degraded");
     assert_eq!(j["store"]["reachable"], false);
+}
+
+#[tokio::test]
+async fn point_page_draws_the_chart_at_the_requested_width_and_lists_gaps() {
+    let (state, _dir) = state_with_readings().await;
+    let engineer = login(&state, Role::Engineer).await;
+    let r = engineer.get(&state, "/devices/fm01/flow?range=1h&w=390&lang=en").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("width=\"390\""), "chart drawn at 390 px");
+    assert_eq!(r.body.matches("<svg").count(), 1);
+    assert!(r.body.contains("aria-current=\"page\">1 hour</a>"));
+    // The 30 s of comm_fail readings in the middle are a gap, and so is the hour before the
+    // two minutes of data.
+    let gaps = r.body.split("<ul class=\"gaps\">").nth(1).unwrap();
+    let gaps = gaps.split("</ul>").next().unwrap();
+    assert_eq!(gaps.matches("<li>").count(), 2, "{gaps}");
+    assert!(r.body.contains("readings.csv?range=1h"), "engineers may export");
+    assert!(r.body.len() < 200_000);
+
+    // In Japanese by default, and the viewer sees no export link.
+    let viewer = login(&state, Role::Viewer).await;
+    let r = viewer.get(&state, "/devices/fm01/flow").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("<html lang=\"ja\">"));
+    assert!(r.body.contains("欠測"));
+    assert!(!r.body.contains("readings.csv"));
+}
+
+#[tokio::test]
+async fn device_page_has_a_chart_per_numeric_point() {
+    let (state, _dir) = state_with_readings().await;
+    let viewer = login(&state, Role::Viewer).await;
+    let r = viewer.get(&state, "/devices/ps01?range=7d").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body.matches("<svg").count(), 1, "pressure; the text point has none");
+    assert!(r.body.contains("&lt;b&gt;over&lt;/b&gt;"));
+    assert!(r.body.contains("/devices/ps01/discharge_pressure?range=7d"));
+    assert_eq!(viewer.get(&state, "/devices/nope").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn chart_svg_and_windows_json_agree() {
+    let (state, _dir) = state_with_readings().await;
+    let viewer = login(&state, Role::Viewer).await;
+    let r = viewer.get(&state, "/devices/fm01/flow/chart.svg?range=1h&w=360").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml; charset=utf-8"));
+    assert!(r.body.starts_with("<svg") && r.body.contains("width=\"360\""));
+
+    let r = viewer.get(&state, "/api/devices/fm01/flow/windows?range=1h&w=360").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    // An hour over 292 plot pixels: 12 329 ms windows.
+    assert_eq!(j["window_ms"], 12_329);
+    let windows = j["windows"].as_array().unwrap();
+    let good: u64 = windows.iter().map(|w| w["count"].as_u64().unwrap()).sum();
+    assert_eq!(good, 90, "120 readings less 30 comm_fail");
+    let max = windows.iter().map(|w| w["max"].as_f64().unwrap()).fold(f64::MIN, f64::max);
+    let expected_max =
+        (0..120).filter(|i| !(40..70).contains(i)).map(|i| 100.0 + (i as f64).sin()).fold(f64::MIN, f64::max);
+    assert!((max - expected_max).abs() < 1e-9, "the peak survives");
+    assert_eq!(j["gaps"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn csv_has_a_bom_every_reading_and_refuses_viewers() {
+    let (state, _dir) = state_with_readings().await;
+    let planner = login(&state, Role::Planner).await;
+    let r = planner.get(&state, "/devices/fm01/flow/readings.csv?range=1h&lang=en").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(r.header("content-disposition").unwrap().starts_with("attachment; filename=\"fm01_flow_"));
+    assert!(r.body.starts_with("\u{feff}time (JST),time (UTC),device,point,value,quality\r\n"));
+    let rows: Vec<&str> = r.body.lines().skip(1).collect();
+    assert_eq!(rows.len(), 120, "good and bad readings alike");
+    assert_eq!(rows.iter().filter(|l| l.ends_with(",,comm_fail")).count(), 30);
+    let first: Vec<&str> = rows[0].split(',').collect();
+    assert_eq!(&first[2..4], ["fm01", "flow"]);
+    assert_eq!(first[4].parse::<f64>().unwrap(), 100.0);
+
+    let r = planner.get(&state, "/devices/ps01/fault_text/readings.csv?range=1h").await;
+    assert!(r.body.starts_with("\u{feff}時刻(JST)"), "Japanese header by default");
+    assert!(r.body.contains(",\"<b>over</b> & \"\"temp\"\"\",good"), "{}", r.body);
+
+    for role in [Role::Viewer, Role::Crew] {
+        let s = login(&state, role).await;
+        let r = s.get(&state, "/devices/fm01/flow/readings.csv").await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role}");
+    }
+    for role in [Role::Engineer, Role::Admin] {
+        let s = login(&state, role).await;
+        let r = s.get(&state, "/devices/fm01/flow/readings.csv").await;
+        assert_eq!(r.status, StatusCode::OK, "{role}");
+    }
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_with_a_message_never_500() {
+    let (state, _dir) = state_with_readings().await;
+    let admin = login(&state, Role::Admin).await;
+    let cases = [
+        ("/devices/fm01/flow?range=2w", "range=\"2w\""),
+        ("/devices/fm01/flow?range=1h%27%20OR%20%271%27=%271", "range="),
+        ("/devices/fm01/flow?w=10", "chart width"),
+        ("/devices/fm01/flow?w=-1", "chart width"),
+        ("/devices/fm01/flow?from=2026-01-02&to=2026-01-01", "end after"),
+        ("/devices/fm01/flow?from=now&to=later", "from=\"now\""),
+        ("/devices/fm01/flow?from=2020-01-01&to=2026-01-01", "366 days"),
+        ("/devices/fm01/flow?range=custom", "from="),
+        ("/devices/fm01%27%3B%20DROP%20TABLE%20reading%3B--/flow", "not a valid name"),
+        ("/devices/fm01/flow%22%20OR%201%3D1", "not a valid name"),
+        ("/devices/fm01/flow%0Aflow%20value%3D1/chart.svg", "not a valid name"),
+        ("/devices/a%20b", "not a valid name"),
+        ("/api/devices/fm01/flow/windows?w=abc", "chart width"),
+        ("/devices/fm01/flow/chart.svg?range=1y", "range="),
+        ("/devices/fm01/flow/readings.csv?from=1960-01-01&to=1960-02-01", "1970"),
+        ("/devices/fm01/flow?range=1h&range=24h", "bad query"),
+    ];
+    for (uri, needle) in cases {
+        let r = admin.get_with(&state, uri, &[("accept-language", "en")]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.body);
+        assert!(r.body.contains(needle), "{uri}: {}", r.body);
+    }
+    // Japanese users get the reason in Japanese.
+    let r = admin.get(&state, "/devices/fm01/flow?w=10").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("グラフの幅"), "{}", r.body);
+    // A valid name the store has never seen is 404, not 400.
+    let r = admin.get(&state, "/devices/fm01/nope").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn openapi_documents_paths_that_exist() {
+    let (state, _dir) = state_with_readings().await;
+    let viewer = login(&state, Role::Viewer).await;
+    let r = viewer.get(&state, "/api/openapi.json").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let spec: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let paths = spec["paths"].as_object().unwrap();
+    for path in dashboard::openapi::DOCUMENTED_GETS {
+        assert!(paths[path]["get"].is_object(), "{path} documented");
+        let uri = path.replace("{device}", "fm01").replace("{point}", "flow");
+        let r = viewer.get(&state, &uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.body);
+    }
+    // Every documented GET path under /api/ is in the list the loop above calls.
+    for (path, item) in paths {
+        if path.starts_with("/api/") && item.get("get").is_some() {
+            assert!(dashboard::openapi::DOCUMENTED_GETS.contains(&path.as_str()), "{path}");
+        }
+    }
+    assert!(paths["/login"]["post"].is_object() && paths["/logout"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn language_follows_query_then_cookie_then_accept_language() {
+    let (state, _dir) = state_with_readings().await;
+    let viewer = login(&state, Role::Viewer).await;
+    let r = viewer.get(&state, "/").await;
+    assert!(r.body.contains("<html lang=\"ja\">") && r.body.contains("概要"));
+    let r = viewer.get_with(&state, "/", &[("accept-language", "en-US,en;q=0.9,ja;q=0.5")]).await;
+    assert!(r.body.contains("<html lang=\"en\">") && r.body.contains("Overview"));
+    let r = viewer.get(&state, "/?lang=en").await;
+    assert!(r.body.contains("<html lang=\"en\">"));
+    assert!(r.cookies().iter().any(|c| c.starts_with("lang=en;")));
+    let r = viewer
+        .get_with(&state, "/", &[("cookie", &format!("{}; lang=en", viewer.cookie)), ("accept-language", "ja")])
+        .await;
+    assert!(r.body.contains("<html lang=\"en\">"), "the cookie beats the browser");
 }

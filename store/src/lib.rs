@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use model::{DeviceId, PointName, Reading};
 use serde::Serialize;
 
+pub mod accounts;
 mod error;
 pub mod influx;
 pub mod lineproto;
@@ -26,6 +27,7 @@ pub mod sqlite;
 mod url;
 mod validate;
 
+pub use accounts::{AccountStore, Role, SqliteAccounts, UserName};
 pub use error::StoreError;
 pub use influx::{InfluxAuth, InfluxStore};
 pub use sqlite::SqliteStore;

@@ -8,6 +8,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The password the tests give `mizumori demo` for its users.
+pub const DEMO_PASSWORD: &str = "test-demo-password";
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mizumori"))
 }
@@ -22,7 +25,16 @@ impl Demo {
     /// Starts the demo on free ports with its store in `data_dir`, and waits for its URL.
     pub fn start(data_dir: &Path) -> Demo {
         let mut child = bin()
-            .args(["demo", "--http", "127.0.0.1:0", "--modbus", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "demo",
+                "--http",
+                "127.0.0.1:0",
+                "--modbus",
+                "127.0.0.1:0",
+                "--demo-password",
+                DEMO_PASSWORD,
+                "--data-dir",
+            ])
             .arg(data_dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -32,13 +44,52 @@ impl Demo {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.trim().strip_prefix("dashboard:") {
-                    let _ = tx.send(url.trim().trim_end_matches('/').to_owned());
+                if let Some((key, value)) = line.trim().split_once(':') {
+                    let _ = tx.send((key.trim().to_owned(), value.trim().to_owned()));
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed its dashboard URL");
+        let mut url = None;
+        let mut password = None;
+        let started = Instant::now();
+        while url.is_none() || password.is_none() {
+            let left = Duration::from_secs(30).saturating_sub(started.elapsed());
+            let (key, value) = rx.recv_timeout(left).expect("demo printed its dashboard URL and password");
+            match key.as_str() {
+                "dashboard" => url = Some(value.trim_end_matches('/').to_owned()),
+                "password" => password = Some(value),
+                _ => {}
+            }
+        }
+        let url = url.unwrap();
+        // The demo prints the password its users have; the tests chose it.
+        assert_eq!(password.as_deref(), Some(DEMO_PASSWORD));
         Demo { child, url }
+    }
+
+    /// An HTTP client logged in as the demo user `user` (viewer, crew, engineer, planner or
+    /// admin): it sends the session cookie that `POST /login` set.
+    pub async fn login(&self, user: &str) -> reqwest::Client {
+        let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let resp = anonymous
+            .post(format!("{}/login", self.url))
+            .form(&[("username", user), ("password", DEMO_PASSWORD)])
+            .send()
+            .await
+            .expect("POST /login");
+        assert_eq!(resp.status(), 303, "login as {user}");
+        let cookie = resp
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("mizumori_session="))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::COOKIE, cookie.parse().unwrap());
+        reqwest::Client::builder().default_headers(headers).build().unwrap()
     }
 
     /// Sends SIGTERM and returns the exit status and how long the exit took.

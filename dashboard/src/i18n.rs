@@ -1,0 +1,204 @@
+//! Japanese and English: the language of a request and a small message catalogue.
+//!
+//! The language comes from `?lang=` (which also sets the `lang` cookie), else the `lang`
+//! cookie, else the best of `Accept-Language`, else Japanese. The catalogue is one `match`, so
+//! a message missing in one language does not compile; that is all the framework two
+//! languages need.
+
+use axum::extract::Request;
+use axum::http::header::{ACCEPT_LANGUAGE, COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// A page language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// The utility's own language, and the default when the browser says nothing we know.
+    #[default]
+    Ja,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ja => "ja",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ja" => Some(Lang::Ja),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The other language, for the switch link.
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Ja => Lang::En,
+            Lang::En => Lang::Ja,
+        }
+    }
+
+    pub fn t(self, m: Msg) -> &'static str {
+        m.text(self)
+    }
+}
+
+/// The value of a cookie in a request, if present.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// The first language of `Accept-Language` we speak, by quality (`ja-JP,en;q=0.8`).
+pub fn from_accept_language(header: &str) -> Option<Lang> {
+    let mut best: Option<(f32, Lang)> = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or("").trim();
+        let q =
+            parts.filter_map(|p| p.trim().strip_prefix("q=")).find_map(|q| q.trim().parse::<f32>().ok()).unwrap_or(1.0);
+        let primary = tag.split('-').next().unwrap_or("");
+        if let Some(lang) = Lang::parse(primary) {
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+    }
+    best.map(|(_, l)| l)
+}
+
+/// The `lang` query parameter of a request, if it names a language.
+fn from_query(query: Option<&str>) -> Option<Lang> {
+    query?.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "lang").and_then(|(_, v)| Lang::parse(v))
+}
+
+/// Middleware: decides the request's language, puts it in the extensions, and remembers an
+/// explicit choice (`?lang=`) in a cookie.
+pub(crate) async fn lang_layer(mut req: Request, next: Next) -> Response {
+    let chosen = from_query(req.uri().query());
+    let lang = chosen
+        .or_else(|| cookie(req.headers(), "lang").and_then(Lang::parse))
+        .or_else(|| req.headers().get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(from_accept_language))
+        .unwrap_or_default();
+    req.extensions_mut().insert(lang);
+    let mut resp = next.run(req).await;
+    if let Some(lang) = chosen {
+        // A preference, not a credential: readable by scripts is fine, a year is a good memory.
+        let value = format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code());
+        resp.headers_mut().append(SET_COOKIE, HeaderValue::from_str(&value).expect("ASCII cookie"));
+    }
+    resp
+}
+
+macro_rules! catalogue {
+    ($($key:ident => $en:expr, $ja:expr;)*) => {
+        /// Every message a page shows, in both languages.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Msg { $($key),* }
+
+        impl Msg {
+            pub fn text(self, lang: Lang) -> &'static str {
+                match (self, lang) {
+                    $((Msg::$key, Lang::En) => $en, (Msg::$key, Lang::Ja) => $ja,)*
+                }
+            }
+        }
+    };
+}
+
+catalogue! {
+    AppName => "Mizumori", "水守";
+    Overview => "Overview", "概要";
+    Login => "Log in", "ログイン";
+    Logout => "Log out", "ログアウト";
+    Username => "User name", "ユーザー名";
+    Password => "Password", "パスワード";
+    LoginFailed => "Wrong user name or password.", "ユーザー名またはパスワードが違います。";
+    LoginThrottled => "Too many failed attempts for this user. Try again in a few minutes.", "ログインの失敗が続いたため、しばらく受け付けません。数分後にもう一度お試しください。";
+    LoginRequired => "Please log in.", "ログインしてください。";
+    SwitchLanguage => "日本語", "English";
+    NoReadings => "No readings yet. Start the collector (mizumori collect) or the demo.", "まだ計測値がありません。収集（mizumori collect）かデモを起動してください。";
+    Device => "Device", "機器";
+    Point => "Point", "計測点";
+    Value => "Value", "値";
+    Quality => "Quality", "品質";
+    Time => "Time", "時刻";
+    Range => "Range", "期間";
+    Hour1 => "1 hour", "1時間";
+    Hours24 => "24 hours", "24時間";
+    Days7 => "7 days", "7日";
+    Days30 => "30 days", "30日";
+    Custom => "Custom", "指定";
+    From => "From", "開始";
+    To => "To", "終了";
+    Show => "Show", "表示";
+    DownloadCsv => "Download CSV", "CSVダウンロード";
+    Minimum => "Minimum", "最小";
+    Maximum => "Maximum", "最大";
+    Mean => "Mean", "平均";
+    GoodReadings => "Good readings", "正常値の件数";
+    Gaps => "Gaps (no good readings)", "欠測（正常値なし）";
+    NoGaps => "No gaps in this range.", "この期間に欠測はありません。";
+    NoData => "No good readings in this range.", "この期間に正常な計測値がありません。";
+    LatestValue => "Latest value", "最新値";
+    TimesIn => "Times in JST (UTC+9).", "時刻は日本標準時（JST）です。";
+    SignedInAs => "Signed in as", "ログイン中:";
+    Forbidden => "Your role may not do this.", "この操作を行う権限がありません。";
+    ChartOf => "Chart of", "グラフ:";
+    Details => "Details", "詳細";
+    BackToOverview => "Back to the overview", "概要に戻る";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(header: &str, expected: Option<Lang>) {
+        assert_eq!(from_accept_language(header), expected, "{header:?}");
+    }
+
+    #[test]
+    fn accept_language_picks_the_best_we_speak() {
+        check("ja-JP,ja;q=0.9,en;q=0.8", Some(Lang::Ja));
+        check("en-US,en;q=0.9,ja;q=0.8", Some(Lang::En));
+        check("fr-FR, en;q=0.5, ja;q=0.7", Some(Lang::Ja));
+        check("de, fr", None);
+        check("ja;q=0, en;q=0.1", Some(Lang::En));
+        check("", None);
+        check("*", None);
+    }
+
+    #[test]
+    fn query_and_cookie_parsing() {
+        assert_eq!(from_query(Some("range=1h&lang=en")), Some(Lang::En));
+        assert_eq!(from_query(Some("lang=xx")), None);
+        assert_eq!(from_query(None), None);
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_static("a=1; lang=en; b=2"));
+        assert_eq!(cookie(&h, "lang"), Some("en"));
+        assert_eq!(cookie(&h, "c"), None);
+    }
+
+    #[test]
+    fn every_message_has_both_languages() {
+        // The macro makes a missing translation a compile error; this guards against an
+        // empty string or an untranslated copy slipping in for the Japanese text.
+        for m in [Msg::Overview, Msg::Login, Msg::LoginFailed, Msg::Gaps] {
+            assert!(!m.text(Lang::Ja).is_empty());
+            assert_ne!(m.text(Lang::Ja), m.text(Lang::En));
+        }
+    }
+}

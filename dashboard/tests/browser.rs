@@ -1,0 +1,172 @@
+//! The dashboard in a real browser: headless Debian Chromium driven over WebDriver
+//! (chromedriver), at a phone's 390×844 viewport. Logs in through the form, opens the
+//! overview, a device page and a point page, checks that charts fit the screen, logs out.
+//! Screenshots go to `target/tmp/screenshots/` as artifacts for a person to look at.
+//!
+//! Needs `chromium`, `chromium-driver` and `fonts-ipaexfont-gothic` (scripts/test installs
+//! them); fails, rather than skips, without them.
+
+mod util;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use store::Role;
+use tokio_util::sync::CancellationToken;
+use util::{password, state_with_readings};
+
+const WIDTH: u32 = 390;
+const HEIGHT: u32 = 844;
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts chromedriver on a free loopback port and connects a headless Chromium session.
+async fn browser() -> (Client, tokio::process::Child, tempfile::TempDir) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let driver = tokio::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver runs (apt-get install chromium chromium-driver; scripts/test does)");
+    let profile = tempfile::tempdir().unwrap();
+    // Flags from shared/reference/dashboard.md §4.2: no sandbox as root, and no background
+    // connections on this closed network.
+    let caps = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            // Headless windows are at least 500 px wide; phone emulation gives the real
+            // 390 px viewport (and a touch screen).
+            "mobileEmulation": {"deviceMetrics": {"width": WIDTH, "height": HEIGHT, "pixelRatio": 1.0, "touch": true}},
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                format!("--window-size={WIDTH},{HEIGHT}"),
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }
+    });
+    let caps = match caps {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!(),
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let client = loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+            Ok(c) => break c,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no WebDriver session from chromedriver at {url}: {e}"),
+        }
+    };
+    (client, driver, profile)
+}
+
+async fn save_screenshot(c: &Client, name: &str) -> PathBuf {
+    let png = c.screenshot().await.unwrap();
+    assert!(png.len() > 5_000, "{name}: a {}-byte screenshot is blank", png.len());
+    assert_eq!(&png[1..4], b"PNG");
+    let path = screenshot_dir().join(name);
+    std::fs::write(&path, png).unwrap();
+    path
+}
+
+/// Evaluates `script` (which returns a number) until `ok` holds, for up to 10 s.
+async fn wait_for(c: &Client, what: &str, script: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = c.execute(script, vec![]).await.unwrap().as_f64().unwrap_or(f64::NAN);
+        if ok(v) {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: still {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crew_logs_in_and_reads_charts_on_a_phone() {
+    let (state, _dir) = state_with_readings().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(dashboard::serve(listener, state, cancel.clone()));
+    let (c, mut driver, _profile) = browser().await;
+
+    let run = async {
+        // Anonymous: the overview sends us to the login form.
+        c.goto(&format!("{base}/?lang=ja")).await.unwrap();
+        assert!(c.current_url().await.unwrap().path() == "/login");
+        c.find(Locator::Id("username")).await.unwrap().send_keys("crew").await.unwrap();
+        c.find(Locator::Id("password")).await.unwrap().send_keys(&password(Role::Crew)).await.unwrap();
+        c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("section.device")).await.unwrap();
+        let url = c.current_url().await.unwrap();
+        assert_eq!(url.path(), "/");
+        let inner = wait_for(&c, "viewport", "return window.innerWidth", |w| w > 0.0).await;
+        assert_eq!(inner, f64::from(WIDTH), "the phone viewport");
+        let text = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("概要") && text.contains("fm01"), "{text}");
+        wait_for(
+            &c,
+            "overview charts redrawn to fit",
+            "return Math.max(...[...document.querySelectorAll('.svgbox svg')].map(s => +s.getAttribute('width')))",
+            |w| w > 0.0 && w <= f64::from(WIDTH),
+        )
+        .await;
+        save_screenshot(&c, "overview-390x844.png").await;
+
+        // A device page: its charts are redrawn at the phone's width by the page script.
+        c.goto(&format!("{base}/devices/fm01")).await.unwrap();
+        let svg_w = wait_for(
+            &c,
+            "chart redrawn to fit",
+            "const s = document.querySelector('.svgbox svg'); return s ? +s.getAttribute('width') : 0",
+            |w| w > 0.0 && w <= f64::from(WIDTH),
+        )
+        .await;
+        assert!(svg_w >= 300.0, "drawn for the phone, not shrunk: {svg_w}");
+        let scroll = wait_for(&c, "page width", "return document.documentElement.scrollWidth", |_| true).await;
+        assert!(scroll <= f64::from(WIDTH), "no sideways scrolling: {scroll}");
+        save_screenshot(&c, "device-390x844.png").await;
+
+        // A point page over the last hour, with the gap listed; crews get no CSV link.
+        c.goto(&format!("{base}/devices/fm01/flow?range=1h")).await.unwrap();
+        wait_for(
+            &c,
+            "point chart redrawn to fit",
+            "const s = document.querySelector('.svgbox svg'); return s ? +s.getAttribute('width') : 0",
+            |w| w > 0.0 && w <= f64::from(WIDTH),
+        )
+        .await;
+        let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("欠測"), "{text}");
+        assert!(c.find(Locator::Id("csv")).await.is_err(), "no export for crews");
+        let current = c.find(Locator::Css("nav.ranges a[aria-current]")).await.unwrap().text().await.unwrap();
+        assert_eq!(current, "1時間");
+        save_screenshot(&c, "point-390x844.png").await;
+
+        // Log out with the header button (a CSRF-protected form).
+        c.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id("password")).await.unwrap();
+        assert_eq!(c.current_url().await.unwrap().path(), "/login");
+        c.goto(&format!("{base}/")).await.unwrap();
+        assert_eq!(c.current_url().await.unwrap().path(), "/login");
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(120), run).await;
+    let _ = c.close().await;
+    let _ = driver.kill().await;
+    cancel.cancel();
+    let _ = server.await;
+    outcome.expect("browser test finished within 2 minutes");
+}

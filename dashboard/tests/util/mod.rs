@@ -1,0 +1,156 @@
+//! Shared set-up of the in-process tests: a real embedded store with readings and one user per
+//! role, and requests that log in the way a browser does.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::{Duration, DurationRound, Utc};
+use dashboard::{AppState, app};
+use model::{DeviceId, PointName, Quality, Reading, Value};
+use store::accounts::User;
+use store::{AccountStore, ReadingSink, Role, SqliteAccounts, SqliteStore, UserName};
+use tower::ServiceExt;
+
+/// The password of the test user of `role` (whose name is the role's name).
+pub fn password(role: Role) -> String {
+    format!("pw-{role}-correct")
+}
+
+/// A store with two minutes of 1 s readings for fm01/flow and ps01/discharge_pressure (with
+/// a 30 s stretch of comm_fail in the flow), a text point and a failed device; and users
+/// viewer, crew, engineer, planner and admin.
+pub async fn state_with_readings() -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.sqlite");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let now = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
+    let dev = |s| DeviceId::new(s).unwrap();
+    let pt = |s| PointName::new(s).unwrap();
+    let mut batch = Vec::new();
+    for i in 0..120 {
+        let t = now - Duration::seconds(119 - i);
+        let flow = if (40..70).contains(&i) {
+            Reading {
+                device: dev("fm01"),
+                point: pt("flow"),
+                time: t,
+                value: Value::Absent,
+                quality: Quality::CommFail,
+            }
+        } else {
+            Reading::good(dev("fm01"), pt("flow"), t, 100.0 + (i as f64).sin())
+        };
+        batch.push(flow);
+        batch.push(Reading::good(dev("ps01"), pt("discharge_pressure"), t, 4.0));
+    }
+    batch.push(Reading {
+        device: dev("ps01"),
+        point: pt("fault_text"),
+        time: now,
+        value: Value::Text("<b>over</b> & \"temp\"".into()),
+        quality: Quality::Good,
+    });
+    batch.push(Reading {
+        device: dev("ps02"),
+        point: pt("flow"),
+        time: now,
+        value: Value::Absent,
+        quality: Quality::CommFail,
+    });
+    store.write(&batch).await.unwrap();
+    let accounts = SqliteAccounts::open(&path).await.unwrap();
+    for role in Role::ALL {
+        let hash = dashboard::auth::hash_password(&password(role)).unwrap();
+        accounts
+            .add_user(&User { name: UserName::new(role.as_str()).unwrap(), role, password_hash: hash, created: now })
+            .await
+            .unwrap();
+    }
+    let state = AppState::new(Arc::new(store)).with_accounts(Arc::new(accounts));
+    (state, dir)
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn cookies(&self) -> Vec<&str> {
+        self.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect()
+    }
+}
+
+pub async fn send(state: &AppState, req: Request<Body>) -> Resp {
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
+    Resp { status, headers, body: String::from_utf8(body.to_vec()).unwrap() }
+}
+
+/// An anonymous GET.
+pub async fn get(state: &AppState, uri: &str) -> Resp {
+    send(state, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+/// A POST of a form, with extra headers.
+pub async fn post_form(state: &AppState, uri: &str, form: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(state, req.body(Body::from(form.to_owned())).unwrap()).await
+}
+
+/// A logged-in user: the `Cookie` header value to send.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub cookie: String,
+}
+
+/// Logs in as the test user of `role` through `POST /login`.
+pub async fn login(state: &AppState, role: Role) -> Session {
+    let form = format!("username={role}&password={}", password(role));
+    let r = post_form(state, "/login", &form, &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let set = r.cookies().into_iter().find(|c| c.starts_with("mizumori_session=")).expect("a session cookie");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    Session { cookie }
+}
+
+impl Session {
+    pub async fn get(&self, state: &AppState, uri: &str) -> Resp {
+        self.get_with(state, uri, &[]).await
+    }
+
+    pub async fn get_with(&self, state: &AppState, uri: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = Request::get(uri).header(header::COOKIE, &self.cookie);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        send(state, req.body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn post(&self, state: &AppState, uri: &str, form: &str) -> Resp {
+        post_form(state, uri, form, &[("cookie", &self.cookie)]).await
+    }
+
+    /// The session's CSRF token, as scripts get it.
+    pub async fn csrf(&self, state: &AppState) -> String {
+        let r = self.get(state, "/api/session").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        j["csrf"].as_str().unwrap().to_owned()
+    }
+}
