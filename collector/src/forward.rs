@@ -138,6 +138,8 @@ pub(crate) async fn forward(
                 }
                 failures = 0;
                 shared.metrics.written(batch.len() as u64);
+                let now = chrono::Utc::now();
+                shared.metrics.stored(batch.iter().map(|r| (now - r.time).num_milliseconds() as f64 / 1000.0));
             }
             Err(e) if e.is_transient() => {
                 failures += 1;

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds of the poll-latency histogram buckets, seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+/// Upper bounds of the sample-to-store lag buckets, seconds.
+const LAG_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 60.0, 600.0];
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -23,6 +25,7 @@ pub struct Metrics {
     /// Errors by kind ("timeout", "transport", "exception_06", …).
     errors: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram>,
+    lag: Mutex<Histogram>,
 }
 
 #[derive(Debug, Default)]
@@ -32,17 +35,38 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], v: f64, n: u64) {
+        for (i, bound) in bounds.iter().enumerate() {
+            if v <= *bound {
+                self.counts[i] += n;
+            }
+        }
+        self.count += n;
+        self.sum += v * n as f64;
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, bounds: &[f64]) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, n) in bounds.iter().zip(self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", self.sum, self.count);
+    }
+}
+
 impl Metrics {
     pub fn request(&self, seconds: f64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
+        self.latency.lock().unwrap_or_else(|p| p.into_inner()).observe(&BUCKETS, seconds, 1);
+    }
+    /// Readings the store accepted, with how long after their sample time.
+    pub fn stored(&self, lags_s: impl Iterator<Item = f64>) {
+        let mut h = self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        for lag in lags_s {
+            h.observe(&LAG_BUCKETS, lag, 1);
         }
-        h.count += 1;
-        h.sum += seconds;
     }
     pub fn error(&self, kind: &str) {
         *self.errors.lock().unwrap_or_else(|p| p.into_inner()).entry(kind.to_owned()).or_default() += 1;
@@ -116,19 +140,17 @@ impl Metrics {
         for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "collector_device_errors_total{{kind=\"{kind}\"}} {n}");
         }
-        let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(
-            out,
-            "# HELP collector_poll_latency_seconds Time from request to reply.\n# TYPE collector_poll_latency_seconds histogram"
+        self.latency.lock().unwrap_or_else(|p| p.into_inner()).render(
+            &mut out,
+            "collector_poll_latency_seconds",
+            "Time from request to reply.",
+            &BUCKETS,
         );
-        for (bound, n) in BUCKETS.iter().zip(h.counts) {
-            let _ = writeln!(out, "collector_poll_latency_seconds_bucket{{le=\"{bound}\"}} {n}");
-        }
-        let _ = writeln!(out, "collector_poll_latency_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
-        let _ = writeln!(
-            out,
-            "collector_poll_latency_seconds_sum {}\ncollector_poll_latency_seconds_count {}",
-            h.sum, h.count
+        self.lag.lock().unwrap_or_else(|p| p.into_inner()).render(
+            &mut out,
+            "collector_store_lag_seconds",
+            "Time from a reading's sample time to the store accepting it.",
+            &LAG_BUCKETS,
         );
         out
     }
