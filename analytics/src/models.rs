@@ -386,6 +386,7 @@ impl Design {
                         Some(d) => format!("{d:.0} mm"),
                         None => "diameter unknown".to_owned(),
                     },
+                    Factor::Length if r.length_m < 10.0 => format!("{:.1} m long", r.length_m),
                     Factor::Length => format!("{:.0} m long", r.length_m),
                     Factor::History => match r.prior_breaks {
                         0 => "no prior break".to_owned(),

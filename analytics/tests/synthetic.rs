@@ -139,3 +139,62 @@ fn the_backtest_beats_age_and_random_on_the_synthetic_city() {
         );
     }
 }
+
+#[test]
+fn the_ranking_file_has_the_contract_columns_one_row_per_main_in_service_best_first() {
+    let city = generate(&SynthParams {
+        network_km: 120.0,
+        ..SynthParams::default()
+    });
+    let history = History::new(&city.register, &city.breaks);
+    let builder = FeatureBuilder::new(&city.register, &history);
+    let as_of = NaiveDate::from_ymd_opt(2012, 6, 1).unwrap();
+    let ranking = rank(&builder, as_of, &RankParams::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ranking.csv");
+    analytics::risk::write_ranking_csv(&path, &ranking, &builder).unwrap();
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        header[..8],
+        [
+            "asset_id",
+            "score",
+            "expected_breaks",
+            "probability",
+            "lof_grade",
+            "cof_grade",
+            "risk_grade",
+            "explanation"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let in_service = city
+        .register
+        .pipes()
+        .iter()
+        .filter(|p| p.in_service(as_of))
+        .count();
+    assert!(
+        in_service < city.register.len(),
+        "some mains are laid after the date"
+    );
+    assert_eq!(rows.len(), in_service);
+    let scores: Vec<f64> = rows.iter().map(|r| r[1].parse().unwrap()).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by score, highest first"
+    );
+    for r in &rows {
+        let p: f64 = r[3].parse().unwrap();
+        let e: f64 = r[2].parse().unwrap();
+        assert!((0.0..1.0).contains(&p) && (p - (1.0 - (-e).exp())).abs() < 1e-5);
+        assert!(!r[7].is_empty());
+    }
+    assert_eq!(&rows[0][4], "5", "the top of the list is LoF grade 5");
+}
