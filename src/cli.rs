@@ -114,6 +114,11 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         limit: usize,
     },
+    /// Pipe risk: rank mains, backtest the ranking, write the synthetic city.
+    Risk {
+        #[command(subcommand)]
+        command: crate::risk::RiskCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

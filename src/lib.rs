@@ -4,6 +4,7 @@
 pub mod cli;
 mod commands;
 pub mod logging;
+mod risk;
 mod shutdown;
 mod user;
 

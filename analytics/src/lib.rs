@@ -1,5 +1,26 @@
-//! Analytics: asset register import → features → likelihood and consequence of failure →
-//! risk → renewal plan → backtest.
+//! Analytics: asset register import → features as of a date → likelihood of failure (LoF)
+//! and consequence of failure (CoF) → risk → ranking and walk-forward backtest.
 //!
-//! Empty for now: the foundation only reserves the crate and its place in the dependency
-//! graph (`model` ← `store` ← `analytics`). The analytics issue fills it.
+//! The crate reads and writes files and computes; it does not talk to devices and does not
+//! draw. Not built yet: sensor-derived pressure features from the store, sewer condition
+//! grades, the renewal plan.
+
+pub mod asset;
+pub mod backtest;
+mod error;
+pub mod features;
+pub mod import;
+pub mod material;
+pub mod metrics;
+pub mod models;
+mod progress;
+pub mod risk;
+pub mod synth;
+
+pub use asset::{Break, Pipe, Register, RoadClass};
+pub use error::AnalyticsError;
+pub use features::{FeatureBuilder, History};
+pub use import::{Issue, Profile, Severity, import_assets, import_breaks};
+pub use material::{DiJoint, Material};
+pub use models::{ModelKind, ModelParams};
+pub use risk::{RankParams, Ranking, rank};

@@ -83,6 +83,13 @@ safe_name!(
     "device name"
 );
 safe_name!(
+    /// An asset of the register: a water main or sewer span, e.g. `10080` or `CHT-000123`.
+    /// Ledger numbers are ASCII in every register we have seen; a Japanese ledger's full-width
+    /// digits are folded to ASCII by the importer before they get here.
+    AssetId,
+    "asset id"
+);
+safe_name!(
     /// A point of a device: one decoded value, e.g. `discharge_pressure`.
     PointName,
     "point name"

@@ -14,5 +14,5 @@ pub mod reading;
 pub use codec::{DataType, RegisterKind, WordOrder};
 pub use config::{DeviceConfig, PointConfig};
 pub use error::ModelError;
-pub use id::{DeviceId, PointName};
+pub use id::{AssetId, DeviceId, PointName};
 pub use reading::{Quality, Reading, Value};

@@ -1,0 +1,30 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Errors of the analytics crate. Problems with single rows of an input file are not errors:
+/// they are [`crate::import::Issue`]s, reported while the good rows are kept.
+#[derive(Debug, Error)]
+pub enum AnalyticsError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("{}: cannot read the header line: {source}", path.display())]
+    Header { path: PathBuf, source: csv::Error },
+    #[error(
+        "{}: no column {column:?}, which the {profile} profile needs for {what} (the file has: {found})",
+        path.display()
+    )]
+    MissingColumn { path: PathBuf, profile: &'static str, column: &'static str, what: &'static str, found: String },
+    #[error("unknown profile {0:?}: use kitchener or mizumori")]
+    UnknownProfile(String),
+    #[error("no pipe of the register is in service on {as_of}")]
+    NoPipesInService { as_of: chrono::NaiveDate },
+    #[error("not enough history to train a model before {as_of}: {why}")]
+    NotEnoughHistory { as_of: chrono::NaiveDate, why: String },
+    #[error("fitting the {model} model failed: {why}")]
+    Fit { model: &'static str, why: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: csv::Error },
+    #[error("invalid parameter {name} = {value}: {why}")]
+    InvalidParam { name: &'static str, value: String, why: &'static str },
+}

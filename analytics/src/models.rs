@@ -1,0 +1,550 @@
+//! Likelihood-of-failure (LoF) models, fitted on a pipe-year [`Panel`]:
+//!
+//! - [`CohortRate`]: the smoothed break rate of the main's cell (prior breaks × material ×
+//!   install decade), shrunk towards its parent cells when the cell has little length·time.
+//!   Transparent, and the best published ranker on Kitchener (reference §4.3).
+//! - [`PoissonGlm`]: a Poisson regression with log(length) as offset, fitted by our own IRLS
+//!   (Newton) on ndarray, because linfa 0.8's `TweedieRegressor` has neither an offset nor
+//!   sample weights (ARCHITECTURE.md, Decisions).
+//! - [`Logistic`]: linfa-logistic on "at least one break in the year", the linfa challenger.
+//!
+//! Each predicts expected breaks in the year from the as-of date and explains a prediction in
+//! words an engineer can check. Settings follow linfa's params → fit shape.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2, Axis};
+
+use crate::AnalyticsError;
+use crate::features::{Features, Panel};
+use crate::material::Material;
+
+/// The model families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ModelKind {
+    CohortRate,
+    Poisson,
+    Logistic,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 3] = [ModelKind::CohortRate, ModelKind::Poisson, ModelKind::Logistic];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::CohortRate => "cohort-rate",
+            ModelKind::Poisson => "poisson",
+            ModelKind::Logistic => "logistic",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ModelKind> {
+        ModelKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fitted LoF model.
+pub trait LofModel: fmt::Debug + Send + Sync {
+    fn kind(&self) -> ModelKind;
+    /// Expected breaks of each main in the year from the as-of date.
+    fn expected_breaks(&self, rows: &[Features]) -> Vec<f64>;
+    /// The factors behind one prediction, most important first.
+    fn explain(&self, row: &Features) -> String;
+}
+
+/// Settings of every model family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelParams {
+    /// Cohort rate: km·years of prior weight pulling a cell towards its parent.
+    pub prior_weight_km_years: f64,
+    /// Poisson and logistic: L2 penalty on the standardised coefficients.
+    pub l2: f64,
+    pub max_iterations: u64,
+}
+
+impl Default for ModelParams {
+    fn default() -> Self {
+        ModelParams { prior_weight_km_years: 5.0, l2: 1.0, max_iterations: 100 }
+    }
+}
+
+impl ModelParams {
+    fn check(&self) -> Result<(), AnalyticsError> {
+        let bad = |name, value: f64, why| AnalyticsError::InvalidParam { name, value: value.to_string(), why };
+        if !(self.prior_weight_km_years.is_finite() && self.prior_weight_km_years > 0.0) {
+            return Err(bad("prior_weight_km_years", self.prior_weight_km_years, "must be above 0"));
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return Err(bad("l2", self.l2, "must be 0 or more"));
+        }
+        Ok(())
+    }
+
+    /// Fits a model of `kind` on `panel`.
+    pub fn fit(&self, kind: ModelKind, panel: &Panel) -> Result<Box<dyn LofModel>, AnalyticsError> {
+        self.check()?;
+        if panel.rows.is_empty() || panel.total_breaks() == 0.0 {
+            return Err(AnalyticsError::Fit {
+                model: kind.name(),
+                why: format!(
+                    "the training panel has {} pipe-years and {} breaks",
+                    panel.rows.len(),
+                    panel.total_breaks()
+                ),
+            });
+        }
+        Ok(match kind {
+            ModelKind::CohortRate => Box::new(CohortRate::fit(self, panel)),
+            ModelKind::Poisson => Box::new(PoissonGlm::fit(self, panel)?),
+            ModelKind::Logistic => Box::new(Logistic::fit(self, panel)?),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cohort rate
+
+/// Prior breaks are capped at 3 in cells: beyond it cells are too thin to tell apart.
+fn prior_bucket(prior: u32) -> u32 {
+    prior.min(3)
+}
+
+type CellKey = (u32, Material, i32);
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    breaks: f64,
+    km_years: f64,
+}
+
+/// The smoothed break rate per km·year of each cell.
+#[derive(Debug, Clone)]
+pub struct CohortRate {
+    cells: BTreeMap<CellKey, (Tally, f64)>,
+    by_material: BTreeMap<(u32, Material), f64>,
+    by_prior: BTreeMap<u32, f64>,
+    global: f64,
+    weight: f64,
+}
+
+impl CohortRate {
+    fn fit(params: &ModelParams, panel: &Panel) -> CohortRate {
+        // Ordered maps: sums in a fixed order give bit-identical rates run after run.
+        let mut cells: BTreeMap<CellKey, Tally> = BTreeMap::new();
+        for (r, &y) in panel.rows.iter().zip(&panel.breaks) {
+            let t = cells.entry((prior_bucket(r.prior_breaks), r.material, r.decade)).or_default();
+            t.breaks += y;
+            t.km_years += r.length_km();
+        }
+        let mut by_material: BTreeMap<(u32, Material), Tally> = BTreeMap::new();
+        let mut by_prior: BTreeMap<u32, Tally> = BTreeMap::new();
+        let mut all = Tally::default();
+        for (&(p, m, _), t) in &cells {
+            for target in [by_material.entry((p, m)).or_default(), by_prior.entry(p).or_default(), &mut all] {
+                target.breaks += t.breaks;
+                target.km_years += t.km_years;
+            }
+        }
+        let w = params.prior_weight_km_years;
+        let shrink = |t: &Tally, parent: f64| (t.breaks + w * parent) / (t.km_years + w);
+        let global = all.breaks / all.km_years.max(f64::MIN_POSITIVE);
+        let by_prior: BTreeMap<u32, f64> = by_prior.iter().map(|(&p, t)| (p, shrink(t, global))).collect();
+        let by_material: BTreeMap<(u32, Material), f64> =
+            by_material.iter().map(|(&(p, m), t)| ((p, m), shrink(t, by_prior[&p]))).collect();
+        let cells =
+            cells.into_iter().map(|((p, m, d), t)| ((p, m, d), (t, shrink(&t, by_material[&(p, m)])))).collect();
+        CohortRate { cells, by_material, by_prior, global, weight: w }
+    }
+
+    /// Breaks per km·year for a main with these features, with the evidence behind it.
+    fn rate(&self, r: &Features) -> (f64, Tally) {
+        let p = prior_bucket(r.prior_breaks);
+        if let Some((t, rate)) = self.cells.get(&(p, r.material, r.decade)) {
+            return (*rate, *t);
+        }
+        // A cell never seen in training: its parent's rate, with no evidence of its own.
+        let parent =
+            self.by_material.get(&(p, r.material)).or_else(|| self.by_prior.get(&p)).copied().unwrap_or(self.global);
+        (parent, Tally::default())
+    }
+}
+
+impl LofModel for CohortRate {
+    fn kind(&self) -> ModelKind {
+        ModelKind::CohortRate
+    }
+
+    fn expected_breaks(&self, rows: &[Features]) -> Vec<f64> {
+        rows.iter().map(|r| self.rate(r).0 * r.length_km()).collect()
+    }
+
+    fn explain(&self, r: &Features) -> String {
+        let (rate, t) = self.rate(r);
+        let prior = match prior_bucket(r.prior_breaks) {
+            3 => "3+ prior breaks".to_owned(),
+            1 => "1 prior break".to_owned(),
+            n => format!("{n} prior breaks"),
+        };
+        format!(
+            "cell {} laid {}s, {prior}: {} breaks in {:.1} km·yr (+{} km·yr prior) → {:.1}/100 km/yr",
+            r.material,
+            r.decade,
+            t.breaks,
+            t.km_years,
+            self.weight,
+            rate * 100.0
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Design matrix shared by the Poisson and logistic models
+
+/// Groups of columns, named as an explanation names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Factor {
+    Material,
+    AgeAndEra,
+    Diameter,
+    Length,
+    History,
+}
+
+/// Turns features into standardised model columns; fitted on the training panel.
+#[derive(Debug, Clone)]
+struct Design {
+    materials: Vec<Material>,
+    decades: Vec<i32>,
+    factors: Vec<Factor>,
+    mean: Vec<f64>,
+    sd: Vec<f64>,
+}
+
+impl Design {
+    fn new(rows: &[Features]) -> Design {
+        // Dummies for every material and decade but the one with the most length: that one
+        // is the reference the others are compared with.
+        let mut km: HashMap<Material, f64> = HashMap::new();
+        let mut dkm: HashMap<i32, f64> = HashMap::new();
+        for r in rows {
+            *km.entry(r.material).or_default() += r.length_m;
+            *dkm.entry(r.decade).or_default() += r.length_m;
+        }
+        let mut materials: Vec<_> = km.into_iter().collect();
+        materials.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let materials: Vec<Material> = materials.into_iter().skip(1).map(|(m, _)| m).collect();
+        let mut decades: Vec<_> = dkm.into_iter().collect();
+        decades.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let decades: Vec<i32> = decades.into_iter().skip(1).map(|(d, _)| d).collect();
+        let mut design = Design { factors: Vec::new(), materials, decades, mean: Vec::new(), sd: Vec::new() };
+        design.factors = design.columns(&rows[0]).into_iter().map(|(f, _)| f).collect();
+        let n = design.factors.len();
+        let raw = design.raw(rows);
+        design.mean = raw.mean_axis(Axis(0)).expect("rows are not empty").to_vec();
+        design.sd = raw.std_axis(Axis(0), 0.0).to_vec();
+        for k in 0..n {
+            if design.sd[k] < 1e-12 {
+                // A constant column carries nothing; scaling by 1 keeps it harmless at zero.
+                design.sd[k] = 1.0;
+            }
+        }
+        design
+    }
+
+    /// The raw (unstandardised) columns of one row with their factor.
+    fn columns(&self, r: &Features) -> Vec<(Factor, f64)> {
+        let mut c = Vec::with_capacity(self.materials.len() + self.decades.len() + 10);
+        for m in &self.materials {
+            c.push((Factor::Material, f64::from(u8::from(r.material == *m))));
+        }
+        let age = r.age_years / 10.0;
+        c.push((Factor::AgeAndEra, age));
+        c.push((Factor::AgeAndEra, age * age));
+        c.push((Factor::AgeAndEra, f64::from(u8::from(!r.age_known))));
+        for d in &self.decades {
+            c.push((Factor::AgeAndEra, f64::from(u8::from(r.decade == *d))));
+        }
+        let (diameter, unknown) = match r.diameter_mm {
+            Some(d) => ((d / 150.0).ln(), 0.0),
+            None => (0.0, 1.0),
+        };
+        c.push((Factor::Diameter, diameter));
+        c.push((Factor::Diameter, unknown));
+        c.push((Factor::Length, (r.length_m / 100.0).ln()));
+        c.push((Factor::History, f64::from(r.prior_breaks).ln_1p()));
+        c.push((Factor::History, f64::from(r.breaks_last_5y).ln_1p()));
+        c.push((Factor::History, f64::from(u8::from(r.years_since_last_break.is_some_and(|y| y < 2.0)))));
+        c
+    }
+
+    fn raw(&self, rows: &[Features]) -> Array2<f64> {
+        let n = self.factors.len();
+        let mut x = Array2::zeros((rows.len(), n));
+        for (i, r) in rows.iter().enumerate() {
+            for (k, (_, v)) in self.columns(r).into_iter().enumerate() {
+                x[[i, k]] = v;
+            }
+        }
+        x
+    }
+
+    /// Standardised columns (mean 0, sd 1 on the training panel).
+    fn matrix(&self, rows: &[Features]) -> Array2<f64> {
+        let mut x = self.raw(rows);
+        for (k, mut col) in x.axis_iter_mut(Axis(1)).enumerate() {
+            col.mapv_inplace(|v| (v - self.mean[k]) / self.sd[k]);
+        }
+        x
+    }
+
+    /// The top factors of a linear predictor with coefficients `beta` (standardised scale) for
+    /// one row, as multipliers against a main with the training panel's average columns.
+    fn explain(&self, beta: &[f64], r: &Features, what: &str) -> String {
+        let mut effect: Vec<(Factor, f64)> = Vec::new();
+        for (k, (factor, v)) in self.columns(r).into_iter().enumerate() {
+            let z = (v - self.mean[k]) / self.sd[k];
+            match effect.iter_mut().find(|(f, _)| *f == factor) {
+                Some((_, e)) => *e += beta[k] * z,
+                None => effect.push((factor, beta[k] * z)),
+            }
+        }
+        effect.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        let parts: Vec<String> = effect
+            .iter()
+            .take(3)
+            .map(|(f, e)| {
+                let label = match f {
+                    Factor::Material => format!("material {}", r.material),
+                    Factor::AgeAndEra if r.age_known => {
+                        format!("age {:.0} y (laid {}s)", r.age_years, r.decade)
+                    }
+                    Factor::AgeAndEra => format!("age unknown (~{:.0} y)", r.age_years),
+                    Factor::Diameter => match r.diameter_mm {
+                        Some(d) => format!("{d:.0} mm"),
+                        None => "diameter unknown".to_owned(),
+                    },
+                    Factor::Length if r.length_m < 10.0 => format!("{:.1} m long", r.length_m),
+                    Factor::Length => format!("{:.0} m long", r.length_m),
+                    Factor::History => match r.prior_breaks {
+                        0 => "no prior break".to_owned(),
+                        1 => "1 prior break".to_owned(),
+                        n => format!("{n} prior breaks"),
+                    },
+                };
+                format!("{label} ×{:.2}", e.exp())
+            })
+            .collect();
+        format!("{what} vs average main: {}", parts.join("; "))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Poisson GLM with a length offset
+
+/// log E[breaks] = log(length km) + β₀ + βᵀx, fitted by penalised IRLS.
+#[derive(Debug, Clone)]
+pub struct PoissonGlm {
+    design: Design,
+    intercept: f64,
+    beta: Vec<f64>,
+    pub iterations: usize,
+}
+
+impl PoissonGlm {
+    fn fit(params: &ModelParams, panel: &Panel) -> Result<PoissonGlm, AnalyticsError> {
+        let design = Design::new(&panel.rows);
+        let x = design.matrix(&panel.rows);
+        let offset: Array1<f64> = panel.rows.iter().map(|r| r.length_km().ln()).collect();
+        let y = Array1::from(panel.breaks.clone());
+        let (coef, iterations) =
+            irls_poisson(&x, &y, &offset, params.l2, params.max_iterations).ok_or_else(|| AnalyticsError::Fit {
+                model: "poisson",
+                why: "IRLS did not converge (singular or diverging Newton steps)".into(),
+            })?;
+        Ok(PoissonGlm { design, intercept: coef[0], beta: coef.iter().skip(1).copied().collect(), iterations })
+    }
+}
+
+impl LofModel for PoissonGlm {
+    fn kind(&self) -> ModelKind {
+        ModelKind::Poisson
+    }
+
+    fn expected_breaks(&self, rows: &[Features]) -> Vec<f64> {
+        let x = self.design.matrix(rows);
+        let eta = x.dot(&Array1::from(self.beta.clone())) + self.intercept;
+        rows.iter().zip(eta).map(|(r, e)| (e.min(20.0)).exp() * r.length_km()).collect()
+    }
+
+    fn explain(&self, r: &Features) -> String {
+        self.design.explain(&self.beta, r, "rate")
+    }
+}
+
+/// Penalised Poisson IRLS with an offset: x without intercept column (one is added as
+/// column 0 and not penalised). Returns (coefficients, iterations), or `None` if it fails.
+pub fn irls_poisson(
+    x: &Array2<f64>,
+    y: &Array1<f64>,
+    offset: &Array1<f64>,
+    l2: f64,
+    max_iterations: u64,
+) -> Option<(Array1<f64>, usize)> {
+    let (n, p) = x.dim();
+    // ndarray's `s!` macro expands to an `allow(unsafe_code)` the workspace forbids, so the
+    // intercept column is added by concatenation instead of a slice assignment.
+    let xi = ndarray::concatenate(Axis(1), &[Array2::ones((n, 1)).view(), x.view()]).expect("same number of rows");
+    let mut beta = Array1::zeros(p + 1);
+    // Start at the overall rate per unit of exposure, so the first step is small.
+    beta[0] = (y.sum().max(0.5) / offset.mapv(f64::exp).sum()).ln();
+    for it in 1..=max_iterations as usize {
+        let eta = xi.dot(&beta) + offset;
+        let mu = eta.mapv(|e| e.clamp(-30.0, 30.0).exp());
+        // Working response z and weights w = mu.
+        let z = &eta - offset + &((y - &mu) / &mu);
+        let xw = &xi * &mu.view().insert_axis(Axis(1));
+        let mut a = xw.t().dot(&xi);
+        for k in 1..=p {
+            a[[k, k]] += l2;
+        }
+        let b = xw.t().dot(&z);
+        let next = solve_spd(a, b)?;
+        let step = (&next - &beta).mapv(f64::abs).fold(0.0f64, |m, v| m.max(*v));
+        if !step.is_finite() {
+            return None;
+        }
+        beta = next;
+        if step < 1e-7 {
+            return Some((beta, it));
+        }
+    }
+    Some((beta, max_iterations as usize))
+}
+
+/// Solves a·x = b for a symmetric positive-definite a (Cholesky).
+fn solve_spd(mut a: Array2<f64>, b: Array1<f64>) -> Option<Array1<f64>> {
+    let n = b.len();
+    for j in 0..n {
+        let mut d = a[[j, j]];
+        for k in 0..j {
+            d -= a[[j, k]] * a[[j, k]];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[[j, j]] = d;
+        for i in j + 1..n {
+            let mut s = a[[i, j]];
+            for k in 0..j {
+                s -= a[[i, k]] * a[[j, k]];
+            }
+            a[[i, j]] = s / d;
+        }
+    }
+    let mut x = b;
+    for i in 0..n {
+        let mut s = x[i];
+        for k in 0..i {
+            s -= a[[i, k]] * x[k];
+        }
+        x[i] = s / a[[i, i]];
+    }
+    for i in (0..n).rev() {
+        let mut s = x[i];
+        for k in i + 1..n {
+            s -= a[[k, i]] * x[k];
+        }
+        x[i] = s / a[[i, i]];
+    }
+    Some(x)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logistic regression (linfa)
+
+/// P(at least one break in the year) by linfa-logistic on the same columns plus length.
+#[derive(Debug, Clone)]
+pub struct Logistic {
+    design: Design,
+    /// Oriented so that a positive coefficient raises the chance of a break.
+    intercept: f64,
+    beta: Vec<f64>,
+}
+
+impl Logistic {
+    fn fit(params: &ModelParams, panel: &Panel) -> Result<Logistic, AnalyticsError> {
+        let design = Design::new(&panel.rows);
+        let x = design.matrix(&panel.rows);
+        let y: Array1<bool> = panel.breaks.iter().map(|b| *b > 0.0).collect();
+        let fitted = LogisticRegression::default()
+            .alpha(params.l2.max(1e-6))
+            .max_iterations(params.max_iterations)
+            .fit(&Dataset::new(x, y))
+            .map_err(|e| AnalyticsError::Fit { model: "logistic", why: e.to_string() })?;
+        // linfa labels the *majority* class as positive (reference §5): with rare breaks its
+        // probabilities are P(no break) and its coefficients point the wrong way. Orient them.
+        let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+        Ok(Logistic {
+            design,
+            intercept: sign * fitted.intercept(),
+            beta: fitted.params().iter().map(|b| sign * b).collect(),
+        })
+    }
+
+    fn probability(&self, rows: &[Features]) -> Vec<f64> {
+        let x = self.design.matrix(rows);
+        let eta = x.dot(&Array1::from(self.beta.clone())) + self.intercept;
+        eta.iter().map(|e| 1.0 / (1.0 + (-e).exp())).collect()
+    }
+}
+
+impl LofModel for Logistic {
+    fn kind(&self) -> ModelKind {
+        ModelKind::Logistic
+    }
+
+    fn expected_breaks(&self, rows: &[Features]) -> Vec<f64> {
+        // The expected count of a Poisson variable with this chance of at least one event.
+        self.probability(rows).into_iter().map(|p| -(1.0 - p.min(1.0 - 1e-12)).ln()).collect()
+    }
+
+    fn explain(&self, r: &Features) -> String {
+        self.design.explain(&self.beta, r, "odds")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn cholesky_solves_a_small_system() {
+        let a = array![[4.0, 2.0], [2.0, 3.0]];
+        let x = solve_spd(a, array![2.0, 1.0]).unwrap();
+        assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12, "{x}");
+        assert!(solve_spd(array![[1.0, 2.0], [2.0, 1.0]], array![1.0, 1.0]).is_none());
+    }
+
+    #[test]
+    fn irls_recovers_a_known_rate_ratio_with_exposure() {
+        // Group 1 has 3× the rate of group 0; exposures differ 10×, counts are exact means.
+        let x = array![[0.0], [0.0], [1.0], [1.0]];
+        let exposure = [10.0, 30.0, 1.0, 3.0];
+        let y = array![20.0, 60.0, 6.0, 18.0];
+        let offset: Array1<f64> = exposure.iter().map(|e: &f64| e.ln()).collect();
+        let (beta, _) = irls_poisson(&x, &y, &offset, 0.0, 50).unwrap();
+        assert!((beta[0] - 2.0f64.ln()).abs() < 1e-6, "{beta}");
+        assert!((beta[1] - 3.0f64.ln()).abs() < 1e-6, "{beta}");
+    }
+}
