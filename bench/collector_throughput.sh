@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 N=${N:-1000}
 SECS=${SECS:-60}
 WARMUP=${WARMUP:-20}
-PORT=${PORT:-32000}
+# Below the ephemeral range (32768+), where other programs get their free ports.
+PORT=${PORT:-21000}
 cargo build --release -q
 BIN=$PWD/target/release/mizumori
 ensure_pymodbus

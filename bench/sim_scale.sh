@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 SCALE=${SCALE:-24}
 SECS=${SECS:-60}
 WARMUP=${WARMUP:-15}
-PORT=${PORT:-31000}
+# Below the ephemeral range (32768+), where other programs get their free ports.
+PORT=${PORT:-24000}
 cargo build --release -q
 BIN=target/release/mizumori
 tmp=$(mktemp -d)
