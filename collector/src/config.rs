@@ -266,6 +266,14 @@ fn check_device(d: &DeviceConfig, report: &mut dyn FnMut(Option<usize>, &str, St
     if d.points.is_empty() {
         report(None, "point", "the device has no [[device.point]]: nothing to poll".to_owned());
     }
+    if let Some(seq) = &d.sequence_point {
+        if !d.points.iter().any(|p| &p.name == seq) {
+            report(None, "sequence_point", format!("{seq:?} is not a point of this device"));
+        }
+    }
+    if d.stale_after_ms == Some(0) {
+        report(None, "stale_after_ms", "must be at least 1".to_owned());
+    }
     let mut names = HashSet::new();
     for (i, p) in d.points.iter().enumerate() {
         check_point(p, d, &mut |field, message| report(Some(i), field, message));

@@ -67,6 +67,9 @@ mod tests {
             word_order: WordOrder::Abcd,
             max_registers_per_request: max,
             address_base: 0,
+            request_pause_ms: 0,
+            sequence_point: None,
+            stale_after_ms: None,
             points: points
                 .iter()
                 .enumerate()

@@ -48,6 +48,35 @@ struct State {
     next_due: Instant,
     failures: u32,
     deadbands: Deadbands,
+    sequence: Sequence,
+}
+
+/// The last value of a device's sample counter and when it last moved.
+#[derive(Debug, Default)]
+pub(crate) struct Sequence(Option<(f64, DateTime<Utc>)>);
+
+/// A counter that has not moved for this long means frozen values, unless the device says otherwise.
+const DEFAULT_STALE_AFTER_MS: u64 = 10_000;
+
+impl Sequence {
+    /// Marks the cycle's good readings `stale` when the device's sample counter has not moved
+    /// for `stale_after_ms`: the device answers, but what it answers is old.
+    pub(crate) fn check(&mut self, device: &DeviceConfig, readings: &mut [Reading]) {
+        let Some(point) = &device.sequence_point else { return };
+        let Some(counter) = readings.iter().find(|r| &r.point == point && r.quality == Quality::Good) else { return };
+        let (Some(value), time) = (counter.value.as_f64(), counter.time) else { return };
+        let moved_at = match self.0 {
+            Some((last, at)) if last == value => at,
+            _ => time,
+        };
+        self.0 = Some((value, moved_at));
+        let limit = chrono::Duration::milliseconds(device.stale_after_ms.unwrap_or(DEFAULT_STALE_AFTER_MS) as i64);
+        if time - moved_at > limit {
+            for r in readings.iter_mut().filter(|r| r.quality == Quality::Good) {
+                r.quality = Quality::Stale;
+            }
+        }
+    }
 }
 
 /// What one request returned.
@@ -106,7 +135,12 @@ pub(crate) async fn run(
 ) {
     let mut states: Vec<State> = devices
         .iter()
-        .map(|_| State { next_due: Instant::now(), failures: 0, deadbands: Deadbands::default() })
+        .map(|_| State {
+            next_due: Instant::now(),
+            failures: 0,
+            deadbands: Deadbands::default(),
+            sequence: Sequence::default(),
+        })
         .collect();
     let mut ctx: Option<Context> = None;
     let mut connect_failures: u32 = 0;
@@ -191,6 +225,8 @@ pub(crate) async fn run(
             // The next cycle is due one interval after this one was; if that has passed
             // already, start from now rather than burst to catch up.
             state.next_due = (state.next_due + period).max(Instant::now());
+            let mut readings = readings;
+            state.sequence.check(device, &mut readings);
             let readings = state.deadbands.filter(device, readings);
             if !readings.is_empty() && out.send(readings).await.is_err() {
                 return;
@@ -224,7 +260,10 @@ async fn poll_device(ctx: &mut Context, polled: &Polled, metrics: &Metrics) -> (
     ctx.set_slave(Slave(device.unit_id));
     let mut readings = Vec::with_capacity(device.points.len());
     let mut broken = None;
-    for req in &polled.plan.requests {
+    for (k, req) in polled.plan.requests.iter().enumerate() {
+        if k > 0 && device.request_pause_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(device.request_pause_ms)).await;
+        }
         if broken.is_some() {
             let t = now_ms();
             readings.extend(req.points.iter().map(|&i| absent(device, i, t, Quality::CommFail)));
@@ -412,6 +451,9 @@ mod tests {
             word_order: WordOrder::Abcd,
             max_registers_per_request: 125,
             address_base: 0,
+            request_pause_ms: 0,
+            sequence_point: None,
+            stale_after_ms: None,
             points: vec![PointConfig {
                 name: PointName::new("level").unwrap(),
                 register: RegisterKind::Holding,
@@ -458,6 +500,24 @@ mod tests {
         .map(|r| r.time.timestamp() - 1_700_000_000)
         .collect();
         assert_eq!(kept, vec![0, 2, 3, 14]);
+    }
+
+    #[test]
+    fn a_counter_that_stops_moving_makes_the_values_stale() {
+        let mut d = device(None);
+        d.points[0].name = PointName::new("seq").unwrap();
+        d.sequence_point = Some(PointName::new("seq").unwrap());
+        d.stale_after_ms = Some(3000);
+        let mut seq = Sequence::default();
+        let mut qualities = Vec::new();
+        for (s, v) in [(0, 1.0), (1, 2.0), (2, 2.0), (4, 2.0), (6, 2.0), (7, 3.0)] {
+            let mut cycle = vec![Reading { point: PointName::new("seq").unwrap(), ..at(s, v, Quality::Good) }];
+            seq.check(&d, &mut cycle);
+            qualities.push(cycle[0].quality);
+        }
+        use Quality::{Good, Stale};
+        // The counter stops at 2 from second 1; past 3 s (second 6) the values are stale; it moves at 7.
+        assert_eq!(qualities, vec![Good, Good, Good, Good, Stale, Good]);
     }
 
     #[test]

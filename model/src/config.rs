@@ -40,6 +40,9 @@ fn is_zero(v: &f64) -> bool {
 fn is_zero_u8(v: &u8) -> bool {
     *v == 0
 }
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
 
 /// One Modbus device (a unit id at a host:port).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +68,16 @@ pub struct DeviceConfig {
     /// table), and the collector subtracts one.
     #[serde(default, skip_serializing_if = "is_zero_u8")]
     pub address_base: u8,
+    /// Pause between the requests of one cycle, for devices that need a breather.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub request_pause_ms: u64,
+    /// A point that counts the device's own samples (such as the simulator's `seq`). When it
+    /// stops moving for `stale_after_ms`, the device still answers but its values are frozen:
+    /// every reading of the cycle gets the quality `stale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence_point: Option<PointName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after_ms: Option<u64>,
     #[serde(rename = "point", default)]
     pub points: Vec<PointConfig>,
 }

@@ -338,6 +338,10 @@ impl Simulation {
                 word_order: model::WordOrder::Abcd,
                 max_registers_per_request: d.model.max_registers_per_request(),
                 address_base: 0,
+                request_pause_ms: 0,
+                // Every simulated device counts its samples in `seq`.
+                sequence_point: Some(model::PointName::new("seq").expect("valid name")),
+                stale_after_ms: None,
                 points: d.model.points().to_vec(),
             })
             .collect()
