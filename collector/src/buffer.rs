@@ -12,7 +12,7 @@
 //! loses nothing the kernel has, and `fsync_interval` bounds what a power cut can take. Re-sending
 //! records after a lost `ack` update is harmless because store writes are idempotent.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -399,14 +399,36 @@ fn decode(mut b: &[u8], out: &mut Vec<Reading>) -> Result<(), String> {
         *b = tail;
         Ok(head)
     }
-    fn string(b: &mut &[u8]) -> Result<String, String> {
+    fn name<'a>(b: &mut &'a [u8]) -> Result<&'a [u8], String> {
         let n = take(b, 1)?[0] as usize;
-        String::from_utf8(take(b, n)?.to_vec()).map_err(|e| e.to_string())
+        take(b, n)
     }
+    // A record is one poll cycle: the same device and the same few point names over and over.
+    // Validating and allocating each name once per record keeps decoding cheap.
+    let mut devices: HashMap<&[u8], DeviceId> = HashMap::new();
+    let mut points: HashMap<&[u8], PointName> = HashMap::new();
     let count = u32::from_le_bytes(take(&mut b, 4)?.try_into().expect("4 bytes"));
     for _ in 0..count {
-        let device = DeviceId::new(string(&mut b)?).map_err(|e| e.to_string())?;
-        let point = PointName::new(string(&mut b)?).map_err(|e| e.to_string())?;
+        let raw = name(&mut b)?;
+        let device = match devices.get(raw) {
+            Some(d) => d.clone(),
+            None => {
+                let d = DeviceId::new(String::from_utf8(raw.to_vec()).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                devices.insert(raw, d.clone());
+                d
+            }
+        };
+        let raw = name(&mut b)?;
+        let point = match points.get(raw) {
+            Some(p) => p.clone(),
+            None => {
+                let p = PointName::new(String::from_utf8(raw.to_vec()).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                points.insert(raw, p.clone());
+                p
+            }
+        };
         let ms = i64::from_le_bytes(take(&mut b, 8)?.try_into().expect("8 bytes"));
         let time = DateTime::from_timestamp_millis(ms).ok_or("bad time")?;
         let qc = take(&mut b, 2)?;

@@ -6,6 +6,7 @@
 //! query. The rule is checked once, in `new`; a value of these types is always valid.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -24,15 +25,23 @@ pub fn is_safe_name(s: &str) -> bool {
 macro_rules! safe_name {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Shared, not copied: every reading carries its device and point, so a clone is a
+        /// reference-count increment rather than an allocation.
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             pub fn new(value: impl Into<String>) -> Result<Self, ModelError> {
                 let value = value.into();
                 if is_safe_name(&value) {
-                    Ok(Self(value))
+                    Ok(Self(Arc::from(value)))
                 } else {
                     Err(ModelError::InvalidName { kind: $kind, value })
                 }
@@ -57,6 +66,12 @@ macro_rules! safe_name {
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
                 &self.0
             }
         }

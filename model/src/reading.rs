@@ -34,6 +34,19 @@ impl Quality {
     }
 }
 
+impl Quality {
+    /// The text form without allocating for the common cases.
+    pub fn as_text(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Quality::Good => "good".into(),
+            Quality::Stale => "stale".into(),
+            Quality::CommFail => "comm_fail".into(),
+            Quality::OutOfRange => "out_of_range".into(),
+            Quality::Exception(_) => self.to_string().into(),
+        }
+    }
+}
+
 impl fmt::Display for Quality {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

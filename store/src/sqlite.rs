@@ -48,8 +48,9 @@ struct Inner {
 #[derive(Debug)]
 struct Writer {
     conn: Connection,
-    /// Series ids already looked up, so a write does not query `series` per reading.
-    series_ids: HashMap<(DeviceId, PointName), i64>,
+    /// Series ids already looked up, so a write does not query `series` per reading; keyed by
+    /// device then point so a lookup borrows the names instead of building a key.
+    series_ids: HashMap<DeviceId, HashMap<PointName, i64>>,
 }
 
 fn millis_to_time(ms: i64) -> DateTime<Utc> {
@@ -129,8 +130,8 @@ impl SqliteStore {
                 .map_err(self.sqlite_err())?;
             let mut local: HashMap<(DeviceId, PointName), i64> = HashMap::new();
             for r in batch {
-                let key = (r.device.clone(), r.point.clone());
-                let id = match series_ids.get(&key).or_else(|| local.get(&key)) {
+                let cached = series_ids.get(r.device.as_str()).and_then(|m| m.get(r.point.as_str()));
+                let id = match cached.or_else(|| local.get(&(r.device.clone(), r.point.clone()))) {
                     Some(id) => *id,
                     None => {
                         let id = match find
@@ -146,6 +147,7 @@ impl SqliteStore {
                                 tx.last_insert_rowid()
                             }
                         };
+                        let key = (r.device.clone(), r.point.clone());
                         local.insert(key.clone(), id);
                         new_ids.push((key, id));
                         id
@@ -157,12 +159,14 @@ impl SqliteStore {
                     Value::Absent => (None, None),
                 };
                 insert
-                    .execute(params![id, r.time.timestamp_millis(), value, text, r.quality.to_string()])
+                    .execute(params![id, r.time.timestamp_millis(), value, text, r.quality.as_text()])
                     .map_err(self.sqlite_err())?;
             }
         }
         tx.commit().map_err(self.sqlite_err())?;
-        series_ids.extend(new_ids);
+        for ((device, point), id) in new_ids {
+            series_ids.entry(device).or_default().insert(point, id);
+        }
         Ok(())
     }
 }
