@@ -36,7 +36,7 @@ impl CollectorOptions {
             buffer_max_bytes: 1 << 30,
             when_full: WhenFull::Block,
             fsync_interval: Duration::from_secs(1),
-            max_batch: 10_000,
+            max_batch: 50_000,
         }
     }
 }
