@@ -51,30 +51,35 @@ run_collector() {  # run_collector NAME STORE_URL
     "$BIN" collect --config "$tmp/site.toml" --store "$2" --buffer-dir "$tmp/buffer-$1" --metrics "127.0.0.1:$mport" > "$tmp/collect-$1.log" 2>&1 &
     local col=$!; pids+=("$col")
     sleep "$WARMUP"
-    local c0 s0 w0 r0 t0 c1 s1 w1 r1 t1
+    local c0 s0 w0 r0 t0 c1 s1 w1 r1 t1 d0=0 d1=0
+    # The store's own process, when it has one (InfluxDB), is counted separately.
+    local db=${3:-}
     c0=$(ticks "$col"); s0=$(ticks "$sim"); w0=$(metric collector_readings_written_total "$mport"); r0=$(metric collector_requests_total "$mport"); t0=$(date +%s.%N)
+    [ -n "$db" ] && d0=$(ticks "$db")
     sleep "$SECS"
     c1=$(ticks "$col"); s1=$(ticks "$sim"); w1=$(metric collector_readings_written_total "$mport"); r1=$(metric collector_requests_total "$mport"); t1=$(date +%s.%N)
+    [ -n "$db" ] && d1=$(ticks "$db")
     local p50 p99; p50=$(quantile 0.5 "$mport"); p99=$(quantile 0.99 "$mport")
     kill -TERM "$col"; wait "$col" || true
-    python3 - "$1" "$points" "$c0" "$c1" "$s0" "$s1" "$w0" "$w1" "$r0" "$r1" "$t0" "$t1" "$hz" "$p50" "$p99" <<'PY'
+    python3 - "$1" "$points" "$c0" "$c1" "$s0" "$s1" "$w0" "$w1" "$r0" "$r1" "$t0" "$t1" "$hz" "$p50" "$p99" "$d0" "$d1" <<'PY'
 import sys
 name = sys.argv[1]
 points, c0, c1, s0, s1, w0, w1, r0, r1 = map(int, sys.argv[2:11])
 t0, t1, hz = float(sys.argv[11]), float(sys.argv[12]), int(sys.argv[13])
 p50, p99 = sys.argv[14], sys.argv[15]
+d0, d1 = int(sys.argv[16]), int(sys.argv[17])
 wall = t1 - t0
 cpu = (c1 - c0) / hz / wall
 reads = (r1 - r0) / wall
 print(f"{name}: readings_per_s={(w1 - w0) / wall:.0f} (offered {points}/s) reads_per_s={reads:.0f} "
-      f"collector_cpu={cpu:.2f}_cores sim_cpu={(s1 - s0) / hz / wall:.2f}_cores lag_p50<={p50}s lag_p99<={p99}s "
-      f"reads_per_cpu_s={reads / cpu if cpu else float('nan'):.0f}")
+      f"collector_cpu={cpu:.2f}_cores store_process_cpu={(d1 - d0) / hz / wall:.2f}_cores sim_cpu={(s1 - s0) / hz / wall:.2f}_cores "
+      f"lag_p50<={p50}s lag_p99<={p99}s reads_per_cpu_s={reads / cpu if cpu else float('nan'):.0f}")
 PY
 }
 
 run_collector sqlite "sqlite://$tmp/bench.sqlite" | tee "$tmp/ours.txt"
 start_influxd
-run_collector influxdb "influx://${MIZUMORI_TEST_INFLUX_URL#http://}/bench"
+run_collector influxdb "influx://${MIZUMORI_TEST_INFLUX_URL#http://}/bench" "$INFLUX_PID"
 
 # The peer, polling the same devices the same way.
 peer=$("$MIZUMORI_TEST_PYTHON" bench/peers/pymodbus_poller.py "$tmp/site.toml" "$SECS")
