@@ -223,9 +223,16 @@ impl Log {
     /// Reads records from the acknowledged position on, up to about `max_readings`; returns
     /// them with the position just past the last record read.
     pub fn read(&self, max_readings: usize) -> Result<(Vec<Reading>, Position), BufferError> {
+        self.read_from(self.ack, max_readings)
+    }
+
+    /// Reads records from `start` on (a position not yet acknowledged, e.g. the end of a batch
+    /// being written), so the next batch can be read while the store takes the current one.
+    pub fn read_from(&self, start: Position, max_readings: usize) -> Result<(Vec<Reading>, Position), BufferError> {
         let mut out = Vec::new();
-        let mut pos = self.ack;
-        for seg in self.segments.iter().filter(|s| s.id >= self.ack.segment) {
+        let start = start.max(self.ack);
+        let mut pos = start;
+        for seg in self.segments.iter().filter(|s| s.id >= start.segment) {
             if seg.id > pos.segment {
                 pos = Position { segment: seg.id, offset: 0 };
             }

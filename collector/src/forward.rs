@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::buffer::{BufferError, Log, WhenFull};
+use crate::buffer::{BufferError, Log, Position, WhenFull};
 use crate::metrics::Metrics;
 
 /// How readings travel to the store.
@@ -107,16 +107,19 @@ pub(crate) async fn forward(
     done: CancellationToken,
 ) {
     let mut failures = 0u32;
+    // The next batch, read from the buffer while the store was taking the current one.
+    let mut prefetched: Option<(Vec<Reading>, Position)> = None;
     loop {
-        let s = shared.clone();
-        let read = tokio::task::spawn_blocking(move || s.lock().read(max_batch)).await.expect("read does not panic");
-        let (batch, pos) = match read {
-            Ok(r) => r,
-            Err(e) => {
-                error!(error = %e, "cannot read the buffer");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
+        let (batch, pos) = match prefetched.take() {
+            Some(next) => next,
+            None => match read(&shared, None, max_batch).await {
+                Ok(r) => r,
+                Err(e) => {
+                    error!(error = %e, "cannot read the buffer");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
         };
         if batch.is_empty() {
             if done.is_cancelled() {
@@ -129,8 +132,7 @@ pub(crate) async fn forward(
             }
             continue;
         }
-        // Let a short burst of cycles gather into one write when the store is keeping up.
-        let result = sink.write(&batch).await;
+        let (result, next) = tokio::join!(sink.write(&batch), read(&shared, Some(pos), max_batch));
         match result {
             Ok(()) => {
                 if failures > 0 {
@@ -140,6 +142,7 @@ pub(crate) async fn forward(
                 shared.metrics.written(batch.len() as u64);
                 let now = chrono::Utc::now();
                 shared.metrics.stored(batch.iter().map(|r| (now - r.time).num_milliseconds() as f64 / 1000.0));
+                prefetched = next.ok();
             }
             Err(e) if e.is_transient() => {
                 failures += 1;
@@ -151,6 +154,8 @@ pub(crate) async fn forward(
                 let wait = Duration::from_millis(250 * u64::from(failures.min(20)));
                 warn!(error = %e, failures, retry_in_ms = wait.as_millis() as u64, "store unavailable; readings wait in the buffer");
                 tokio::time::sleep(wait).await;
+                // Try the same batch again.
+                prefetched = Some((batch, pos));
                 continue;
             }
             Err(e) => {
@@ -159,6 +164,7 @@ pub(crate) async fn forward(
                 error!(error = %e, readings = batch.len(), "store refused a batch; skipping it");
                 shared.metrics.store_error();
                 shared.metrics.rejected(batch.len() as u64);
+                prefetched = next.ok();
             }
         }
         let s = shared.clone();
@@ -176,4 +182,22 @@ pub(crate) async fn forward(
         }
         shared.freed.notify_waiters();
     }
+}
+
+/// Reads up to `max` readings from `from` (or the acknowledged position) on the blocking pool.
+async fn read(
+    shared: &Arc<Shared>,
+    from: Option<Position>,
+    max: usize,
+) -> Result<(Vec<Reading>, Position), BufferError> {
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let log = s.lock();
+        match from {
+            Some(pos) => log.read_from(pos, max),
+            None => log.read(max),
+        }
+    })
+    .await
+    .expect("read does not panic")
 }
