@@ -23,7 +23,8 @@ ensure_pymodbus
 apt_install influxdb
 tmp=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; stop_influxd; rm -rf "$tmp"; }
+# influxd is stopped first: a bare `wait` would wait for it forever.
+cleanup() { stop_influxd; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 "$BIN" sim --scenario bench/scenarios/pump_stations.toml --scale "$N" --listen "127.0.0.1:$PORT" --emit-collector-config > "$tmp/site.toml"

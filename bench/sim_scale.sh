@@ -19,7 +19,7 @@ cargo build --release -q
 BIN=target/release/mizumori
 tmp=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 "$BIN" sim --scale "$SCALE" --listen "127.0.0.1:$PORT" --emit-collector-config > "$tmp/site.toml"
