@@ -53,43 +53,21 @@ impl Plan {
 
 #[cfg(test)]
 mod tests {
-    use model::{DataType, DeviceId, PointConfig, PointName, WordOrder};
+    use model::{DataType, DeviceId, PointConfig, PointName};
 
     use super::*;
 
     fn device(max: u16, points: &[(RegisterKind, u16, DataType)]) -> DeviceConfig {
+        let points = points
+            .iter()
+            .enumerate()
+            .map(|(i, &(register, address, data_type))| {
+                PointConfig::new(PointName::new(format!("p{i}")).unwrap(), register, address, data_type)
+            })
+            .collect();
         DeviceConfig {
-            name: DeviceId::new("d").unwrap(),
-            address: "127.0.0.1:502".into(),
-            unit_id: 1,
-            poll_interval_ms: 1000,
-            timeout_ms: 1000,
-            word_order: WordOrder::Abcd,
             max_registers_per_request: max,
-            address_base: 0,
-            request_pause_ms: 0,
-            sequence_point: None,
-            stale_after_ms: None,
-            points: points
-                .iter()
-                .enumerate()
-                .map(|(i, &(register, address, data_type))| PointConfig {
-                    name: PointName::new(format!("p{i}")).unwrap(),
-                    register,
-                    address,
-                    data_type,
-                    scale: 1.0,
-                    offset: 0.0,
-                    unit: String::new(),
-                    word_order: None,
-                    min: None,
-                    max: None,
-                    bit: None,
-                    length: None,
-                    deadband: None,
-                    heartbeat_s: None,
-                })
-                .collect(),
+            ..DeviceConfig::new(DeviceId::new("d").unwrap(), "127.0.0.1:502", 1, points)
         }
     }
 

@@ -437,40 +437,17 @@ impl Deadbands {
 
 #[cfg(test)]
 mod tests {
-    use model::{DataType, DeviceId, PointConfig, PointName, WordOrder};
+    use model::{DataType, DeviceId, PointConfig, PointName};
 
     use super::*;
 
     fn device(deadband: Option<f64>) -> DeviceConfig {
-        DeviceConfig {
-            name: DeviceId::new("d").unwrap(),
-            address: "127.0.0.1:502".into(),
-            unit_id: 1,
-            poll_interval_ms: 1000,
-            timeout_ms: 1000,
-            word_order: WordOrder::Abcd,
-            max_registers_per_request: 125,
-            address_base: 0,
-            request_pause_ms: 0,
-            sequence_point: None,
-            stale_after_ms: None,
-            points: vec![PointConfig {
-                name: PointName::new("level").unwrap(),
-                register: RegisterKind::Holding,
-                address: 0,
-                data_type: DataType::U16,
-                scale: 1.0,
-                offset: 0.0,
-                unit: String::new(),
-                word_order: None,
-                min: None,
-                max: None,
-                bit: None,
-                length: None,
-                deadband,
-                heartbeat_s: Some(10),
-            }],
-        }
+        let point = PointConfig {
+            deadband,
+            heartbeat_s: Some(10),
+            ..PointConfig::new(PointName::new("level").unwrap(), RegisterKind::Holding, 0, DataType::U16)
+        };
+        DeviceConfig::new(DeviceId::new("d").unwrap(), "127.0.0.1:502", 1, vec![point])
     }
 
     fn at(s: i64, v: f64, q: Quality) -> Reading {

@@ -123,7 +123,48 @@ pub struct PointConfig {
     pub heartbeat_s: Option<u64>,
 }
 
+impl DeviceConfig {
+    /// A device with the configuration file's defaults for everything not given.
+    pub fn new(name: DeviceId, address: impl Into<String>, unit_id: u8, points: Vec<PointConfig>) -> Self {
+        DeviceConfig {
+            name,
+            address: address.into(),
+            unit_id,
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            word_order: WordOrder::default(),
+            max_registers_per_request: DEFAULT_MAX_REGISTERS,
+            address_base: 0,
+            request_pause_ms: 0,
+            sequence_point: None,
+            stale_after_ms: None,
+            points,
+        }
+    }
+}
+
 impl PointConfig {
+    /// A point with the configuration file's defaults: scale 1, no offset, unit, range, word
+    /// order override, bit, length or deadband.
+    pub fn new(name: PointName, register: RegisterKind, address: u16, data_type: DataType) -> Self {
+        PointConfig {
+            name,
+            register,
+            address,
+            data_type,
+            scale: 1.0,
+            offset: 0.0,
+            unit: String::new(),
+            word_order: None,
+            min: None,
+            max: None,
+            bit: None,
+            length: None,
+            deadband: None,
+            heartbeat_s: None,
+        }
+    }
+
     /// Registers (or bits) the point occupies.
     pub fn width(&self) -> u16 {
         if self.register.is_bit() {
@@ -171,20 +212,9 @@ mod tests {
 
     fn point(scale: f64, offset: f64) -> PointConfig {
         PointConfig {
-            name: PointName::new("p").unwrap(),
-            register: RegisterKind::Holding,
-            address: 0,
-            data_type: DataType::U32,
             scale,
             offset,
-            unit: String::new(),
-            word_order: None,
-            min: None,
-            max: None,
-            bit: None,
-            length: None,
-            deadband: None,
-            heartbeat_s: None,
+            ..PointConfig::new(PointName::new("p").unwrap(), RegisterKind::Holding, 0, DataType::U32)
         }
     }
 

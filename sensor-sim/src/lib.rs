@@ -330,19 +330,15 @@ impl Simulation {
         self.devices
             .iter()
             .map(|d| DeviceConfig {
-                name: d.name.clone(),
-                address: addresses.get(&d.endpoint).map(ToString::to_string).unwrap_or_default(),
-                unit_id: d.unit_id,
-                poll_interval_ms: model::config::DEFAULT_POLL_INTERVAL_MS,
-                timeout_ms: model::config::DEFAULT_TIMEOUT_MS,
-                word_order: model::WordOrder::Abcd,
                 max_registers_per_request: d.model.max_registers_per_request(),
-                address_base: 0,
-                request_pause_ms: 0,
                 // Every simulated device counts its samples in `seq`.
                 sequence_point: Some(model::PointName::new("seq").expect("valid name")),
-                stale_after_ms: None,
-                points: d.model.points().to_vec(),
+                ..DeviceConfig::new(
+                    d.name.clone(),
+                    addresses.get(&d.endpoint).map(ToString::to_string).unwrap_or_default(),
+                    d.unit_id,
+                    d.model.points().to_vec(),
+                )
             })
             .collect()
     }

@@ -48,20 +48,10 @@ fn point(
     unit: &str,
 ) -> PointConfig {
     PointConfig {
-        name: PointName::new(name).expect("profile point names are valid"),
-        register,
-        address,
-        data_type,
         scale,
-        offset: 0.0,
         unit: unit.to_owned(),
         word_order: (data_type.width() > 1).then_some(order),
-        min: None,
-        max: None,
-        bit: None,
-        length: None,
-        deadband: None,
-        heartbeat_s: None,
+        ..PointConfig::new(PointName::new(name).expect("profile point names are valid"), register, address, data_type)
     }
 }
 
