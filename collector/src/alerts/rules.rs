@@ -435,3 +435,105 @@ fn check_rule(r: RawRule, report: &mut dyn FnMut(&str, String)) -> Option<Rule> 
         message_ja: r.message_ja.unwrap_or(default_ja),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const GOOD: &str = r#"
+[[webhook]]
+name = "crew"
+url = "http://127.0.0.1:9000/hook"
+min_severity = "major"
+token_env = "CREW_TOKEN"
+
+[[rule]]
+name = "ps02_p1_trip"
+kind = "nonzero"
+device = "ps02"
+point = "p1_fault_code"
+asset = "ps02"
+severity = "critical"
+
+[[rule]]
+name = "pl01_low"
+kind = "below"
+device = "pl01"
+point = "pressure"
+asset = "dma01"
+severity = "major"
+threshold = 1.5
+hysteresis = 0.1
+on_delay_s = 60
+"#;
+
+    #[track_caller]
+    fn check_err(text: &str, expected: &[&str]) {
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let errs = RuleSet::parse(Path::new("rules.toml"), text, &env).unwrap_err();
+        let shown = errs.0.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(shown.len(), expected.len(), "{errs}");
+        for (s, e) in shown.iter().zip(expected) {
+            assert!(s.starts_with(e), "{s}\ndoes not begin with\n{e}");
+        }
+    }
+
+    #[test]
+    fn a_good_file_parses_with_defaults_and_a_secret_token() {
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let set = RuleSet::parse(Path::new("rules.toml"), GOOD, &env).unwrap();
+        assert_eq!(set.rules.len(), 2);
+        assert_eq!(set.rules[0].off_delay, Duration::from_secs(60));
+        assert_eq!(set.rules[1].kind, Kind::Below { threshold: 1.5, hysteresis: 0.1 });
+        assert_eq!(set.rules[1].on_delay, Duration::from_secs(60));
+        assert_eq!(set.webhooks[0].min_severity, Severity::Major);
+        let shown = format!("{:?}", set.webhooks[0]);
+        assert!(!shown.contains("s3cret") && !shown.contains("9000"), "{shown}");
+    }
+
+    #[test]
+    fn errors_name_file_line_rule_and_field() {
+        check_err(
+            &GOOD.replace("threshold = 1.5", "treshold = 1.5"),
+            &[r#"rules.toml:16: rule "pl01_low", field `treshold`: unknown field `treshold`, expected one of"#],
+        );
+        check_err(
+            &GOOD.replace("severity = \"major\"\nthreshold", "severity = \"urgent\"\nthreshold"),
+            &[r#"rules.toml:16: rule "pl01_low", field `severity`: unknown variant `urgent`"#],
+        );
+        check_err(
+            &GOOD.replace("kind = \"nonzero\"", "kind = \"nonzero\"\nmask = 2").replace("threshold = 1.5\n", ""),
+            &[
+                r#"rules.toml:8: rule "ps02_p1_trip", field `mask`: a nonzero rule does not use this field"#,
+                r#"rules.toml:17: rule "pl01_low", field `threshold`: a below rule needs this field"#,
+            ],
+        );
+        check_err(
+            &GOOD.replace("name = \"pl01_low\"", "name = \"ps02_p1_trip\"").replace("on_delay_s = 60", "on_delay_s = -1"),
+            &[
+                r#"rules.toml:16: rule "ps02_p1_trip", field `name`: a rule of this name is configured above"#,
+                r#"rules.toml:16: rule "ps02_p1_trip", field `on_delay_s`: -1 is not a number of seconds"#,
+            ],
+        );
+        let errs = RuleSet::parse(Path::new("rules.toml"), GOOD, &no_env).unwrap_err();
+        assert_eq!(
+            errs.0[0].to_string(),
+            r#"rules.toml:2: webhook "crew", field `token_env`: the environment variable CREW_TOKEN is not set"#
+        );
+        check_err("[[rule]\n", &["rules.toml:1:"]);
+    }
+
+    #[test]
+    fn the_shipped_demo_rules_parse() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/demo.toml");
+        let set = RuleSet::load(&path, &no_env).unwrap();
+        let count = |k: fn(&Kind) -> bool| set.rules.iter().filter(|r| k(&r.kind)).count();
+        assert_eq!(count(|k| matches!(k, Kind::Nonzero)), 10 + 12, "pump trips and sewer overflows");
+        assert_eq!(count(|k| matches!(k, Kind::Below { .. })), 12);
+        assert_eq!(count(|k| matches!(k, Kind::CommLoss { .. })), 43);
+    }
+}
