@@ -394,10 +394,7 @@ mod tests {
         }
         assert_eq!(
             out,
-            [
-                Transition::Raise { rule: 0, at: at(60.0), value: None },
-                Transition::Clear { rule: 0, at: at(160.0) }
-            ]
+            [Transition::Raise { rule: 0, at: at(60.0), value: None }, Transition::Clear { rule: 0, at: at(160.0) }]
         );
     }
 

@@ -90,15 +90,18 @@ pub(crate) async fn start(
     let mut evaluator = Evaluator::new(set.rules, Utc::now());
     let mut ids = HashMap::new();
     for alert in store.active().await? {
-        let found = evaluator.rules().iter().position(|r| {
-            r.name == alert.rule && r.device == alert.device && point_of(r) == alert.point
-        });
+        let found = evaluator
+            .rules()
+            .iter()
+            .position(|r| r.name == alert.rule && r.device == alert.device && point_of(r) == alert.point);
         match found {
             Some(i) => {
                 evaluator.restore_active(i);
                 ids.insert(i, alert.id);
             }
-            None => info!(alert = alert.id, rule = %alert.rule, "active alert of a rule no longer configured; resolve it by hand"),
+            None => {
+                info!(alert = alert.id, rule = %alert.rule, "active alert of a rule no longer configured; resolve it by hand")
+            }
         }
     }
     if !ids.is_empty() {
@@ -187,7 +190,9 @@ impl Engine {
                 let Some(id) = self.ids.remove(&rule) else { return };
                 let store = self.store.clone();
                 match store.resolve(id, &Resolution::Auto, at).await {
-                    Ok(_) => info!(alert = id, rule = %self.evaluator.rules()[rule].name, "alert resolved: condition clear"),
+                    Ok(_) => {
+                        info!(alert = id, rule = %self.evaluator.rules()[rule].name, "alert resolved: condition clear")
+                    }
                     // Someone resolved it already (`mizumori alerts resolve`): nothing to do.
                     Err(StoreError::AlertTransition { .. } | StoreError::NoSuchAlert { .. }) => {
                         debug!(alert = id, "alert was resolved by hand before the condition cleared")

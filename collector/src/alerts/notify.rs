@@ -4,7 +4,8 @@
 //! Each webhook has its own task reading the store's change outbox from its own cursor, so a
 //! slow or dead receiver delays only its own messages, never collection or the rule engine,
 //! and a restart resumes where the last delivered change left off. Delivery is at least once:
-//! a crash between the receiver's answer and the cursor update sends that change again.
+//! a crash between the receiver's answer and the cursor update, or a receiver that answers
+//! after our timeout, gets that change again, with the same `Idempotency-Key` header.
 //! This module does not send e-mail.
 
 use std::fmt;
@@ -143,7 +144,10 @@ enum Outcome {
 }
 
 async fn post(client: &reqwest::Client, hook: &Webhook, body: &serde_json::Value) -> Outcome {
-    let mut req = client.post(&hook.url).timeout(hook.timeout).json(body);
+    // The key names the change, so a receiver can drop a repeat of a message it processed
+    // after we had given up waiting for its answer.
+    let key = format!("{}:{}", hook.consumer(), body["seq"]);
+    let mut req = client.post(&hook.url).timeout(hook.timeout).header("Idempotency-Key", key).json(body);
     if let Some(Secret(token)) = &hook.token {
         req = req.bearer_auth(token);
     }

@@ -406,7 +406,9 @@ fn check_rule(r: RawRule, report: &mut dyn FnMut(&str, String)) -> Option<Rule> 
             }
             Kind::OutOfRange { min, max }
         }
-        RawKind::CommLoss => Kind::CommLoss { silent_for: seconds("silent_for_s", r.silent_for_s.unwrap_or(0.0), report) },
+        RawKind::CommLoss => {
+            Kind::CommLoss { silent_for: seconds("silent_for_s", r.silent_for_s.unwrap_or(0.0), report) }
+        }
         RawKind::Bits => {
             let mask = r.mask.unwrap_or(0);
             if mask == 0 {
@@ -513,7 +515,9 @@ on_delay_s = 60
             ],
         );
         check_err(
-            &GOOD.replace("name = \"pl01_low\"", "name = \"ps02_p1_trip\"").replace("on_delay_s = 60", "on_delay_s = -1"),
+            &GOOD
+                .replace("name = \"pl01_low\"", "name = \"ps02_p1_trip\"")
+                .replace("on_delay_s = 60", "on_delay_s = -1"),
             &[
                 r#"rules.toml:16: rule "ps02_p1_trip", field `name`: a rule of this name is configured above"#,
                 r#"rules.toml:16: rule "ps02_p1_trip", field `on_delay_s`: -1 is not a number of seconds"#,
