@@ -78,6 +78,12 @@ pub enum Command {
         /// Serve Prometheus metrics at http://ADDR/metrics.
         #[arg(long)]
         metrics: Option<SocketAddr>,
+        /// Alert rules (TOML); alerts go to the store's SQLite file, or to --accounts.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// SQLite file for alerts (and accounts) when the store is InfluxDB.
+        #[arg(long, env = "MIZUMORI_ACCOUNTS")]
+        accounts: Option<PathBuf>,
     },
     /// Serve the dashboard over a store.
     Serve {
@@ -95,6 +101,8 @@ pub enum Command {
         #[arg(long, env = "MIZUMORI_SECURE_COOKIES")]
         secure_cookies: bool,
     },
+    /// List, acknowledge, resolve and shelve alerts.
+    Alerts(crate::alerts::AlertsArgs),
     /// Manage the dashboard's users.
     User(crate::user::UserArgs),
     /// Print the readings of one point: time,device,point,value,quality.

@@ -31,8 +31,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let options = SimOptions { seed, time_scale, start, ..SimOptions::default() };
                 sim(scenario.as_deref(), listen, options, scale, emit_collector_config, events_out.as_deref()).await
             }
-            Command::Collect { config, store, buffer_dir, metrics } => {
-                collect(&config, &store, buffer_dir.as_deref(), metrics).await
+            Command::Collect { config, store, buffer_dir, metrics, rules, accounts } => {
+                let alerting = match rules {
+                    Some(rules) => Some(crate::alerts::setup(&rules, &store, accounts.as_deref()).await?),
+                    None => None,
+                };
+                collect(&config, &store, buffer_dir.as_deref(), metrics, alerting).await
             }
             Command::Serve { store, http, config, accounts, secure_cookies } => {
                 let accounts = crate::user::accounts_path(Some(&store), accounts.as_deref())?;
@@ -40,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 serve(&store, http, config.as_deref(), &accounts, auth).await
             }
             Command::User(args) => crate::user::run(args).await,
+            Command::Alerts(args) => crate::alerts::run(args).await,
             Command::Readings { store, device, point, since, format, limit } => {
                 readings(&store, &device, &point, since, format, limit).await
             }
@@ -104,7 +109,15 @@ async fn demo(
     let sim_task = tokio::spawn(simulation.run(listeners, cancel.clone()));
     let metrics = Arc::new(Metrics::default());
     let options = CollectorOptions::new(data_dir.join("buffer"));
-    let collector_task = tokio::spawn(collector::run(config, store.clone(), options, metrics.clone(), cancel.clone()));
+    let alerting = crate::alerts::demo(&db).await?;
+    let collector_task = tokio::spawn(collector::run_with_alerts(
+        config,
+        store.clone(),
+        options,
+        metrics.clone(),
+        Some(alerting),
+        cancel.clone(),
+    ));
     let state = dashboard::AppState::new(store.clone()).with_units(&devices).with_accounts(accounts);
     let router = dashboard::app(state).merge(metrics_router(metrics));
     let shutdown = cancel.clone();
@@ -115,6 +128,7 @@ async fn demo(
     println!("Mizumori demo is running.");
     println!("  dashboard:        {url}");
     println!("  embedded store:   sqlite://{}", db.display());
+    println!("  alerts:           rules/demo.toml; `mizumori alerts list --store sqlite://{}`", db.display());
     println!("  users:            viewer, crew, engineer, planner, admin");
     println!("  password:         {demo_password}");
     println!("  simulated Modbus: {sim_summary}");
@@ -190,6 +204,7 @@ async fn collect(
     store_url: &str,
     buffer_dir: Option<&Path>,
     metrics_addr: Option<std::net::SocketAddr>,
+    alerting: Option<collector::Alerting>,
 ) -> anyhow::Result<()> {
     // Validate the configuration before touching the store: a bad file changes nothing.
     let config = CollectorConfig::load(config_path)?;
@@ -211,7 +226,10 @@ async fn collect(
         });
         info!(%addr, "metrics at /metrics");
     }
-    collector::run(config, store, options, metrics, cancel).await?;
+    if let Some(a) = &alerting {
+        info!(rules = a.rules.rules.len(), webhooks = a.rules.webhooks.len(), "alert rules loaded");
+    }
+    collector::run_with_alerts(config, store, options, metrics, alerting, cancel).await?;
     Ok(())
 }
 

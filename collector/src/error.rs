@@ -6,6 +6,8 @@ pub enum CollectorError {
     Config(#[from] crate::ConfigErrors),
     #[error(transparent)]
     Buffer(#[from] crate::buffer::BufferError),
+    #[error("alert store: {0}")]
+    Alerts(#[from] store::StoreError),
     #[error("collector task failed: {0}")]
     Task(String),
 }

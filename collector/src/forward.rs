@@ -62,7 +62,12 @@ impl Shared {
 }
 
 /// Takes poll cycles off the channel and appends them; waits while a blocking buffer is full.
-pub(crate) async fn append(mut rx: mpsc::Receiver<Vec<Reading>>, shared: Arc<Shared>) {
+/// Each appended cycle is also offered to the alert engine (`alerts`), never waiting for it.
+pub(crate) async fn append(
+    mut rx: mpsc::Receiver<Vec<Reading>>,
+    shared: Arc<Shared>,
+    alerts: Option<mpsc::Sender<Arc<Vec<Reading>>>>,
+) {
     while let Some(batch) = rx.recv().await {
         let n = batch.len() as u64;
         let batch = Arc::new(batch);
@@ -81,6 +86,9 @@ pub(crate) async fn append(mut rx: mpsc::Receiver<Vec<Reading>>, shared: Arc<Sha
                 Ok(()) => {
                     shared.metrics.appended(n);
                     shared.appended.notify_one();
+                    if let Some(tx) = &alerts {
+                        crate::alerts::offer(tx, batch.clone(), &shared.metrics);
+                    }
                     break;
                 }
                 Err(BufferError::Full { bytes, limit }) => {

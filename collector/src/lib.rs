@@ -8,8 +8,12 @@
 //! store accepted (see `forward` and `buffer`). A store outage therefore fills the buffer, not
 //! memory, and a crash or `kill -9` loses nothing that was appended.
 //!
+//! With alert rules (`run_with_alerts`), every appended cycle is also offered to the alert
+//! engine (see `alerts`), which never holds up the appender.
+//!
 //! The collector never talks to the simulator except over Modbus TCP.
 
+pub mod alerts;
 pub mod buffer;
 pub mod config;
 mod error;
@@ -27,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
+pub use alerts::{Alerting, RuleSet, RulesErrors};
 pub use buffer::WhenFull;
 pub use config::{CollectorConfig, ConfigError, ConfigErrors};
 pub use error::CollectorError;
@@ -45,6 +50,22 @@ pub async fn run(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<(), CollectorError> {
+    run_with_alerts(config, sink, options, metrics, None, cancel).await
+}
+
+/// [`run`], and evaluates the alert rules of `alerting` on every appended poll cycle.
+pub async fn run_with_alerts(
+    config: CollectorConfig,
+    sink: Arc<dyn ReadingSink>,
+    options: CollectorOptions,
+    metrics: Arc<Metrics>,
+    alerting: Option<Alerting>,
+    cancel: CancellationToken,
+) -> Result<(), CollectorError> {
+    let alerts = match alerting {
+        Some(a) => Some(alerts::start(a, metrics.clone(), cancel.clone()).await?),
+        None => None,
+    };
     let log =
         buffer::Log::open(&options.buffer_dir, options.buffer_max_bytes, options.when_full, options.fsync_interval)?;
     if log.depth() > 0 {
@@ -57,7 +78,8 @@ pub async fn run(
         metrics: metrics.clone(),
     });
     let (tx, rx) = mpsc::channel(CHANNEL_CYCLES);
-    let appender = tokio::spawn(forward::append(rx, shared.clone()));
+    let alerts_tx = alerts.as_ref().map(|a| a.tx.clone());
+    let appender = tokio::spawn(forward::append(rx, shared.clone(), alerts_tx));
     let forwarding_done = CancellationToken::new();
     let forwarder = tokio::spawn(forward::forward(shared.clone(), sink, options.max_batch, forwarding_done.clone()));
 
@@ -79,6 +101,13 @@ pub async fn run(
     // what is left in the channel, then the forwarder drains the buffer while the store answers.
     appender.await.map_err(|e| CollectorError::Task(e.to_string()))?;
     forwarding_done.cancel();
+    if let Some(a) = alerts {
+        // The appender held the last sender but ours: the engine ends after what it was handed.
+        drop(a.tx);
+        a.engine.await.map_err(|e| CollectorError::Task(e.to_string()))?;
+        // Notifiers stop on `cancel`; undelivered changes stay in the outbox for the next start.
+        a.notifiers.wait().await;
+    }
     forwarder.await.map_err(|e| CollectorError::Task(e.to_string()))?;
     let mut log = shared.log.lock().unwrap_or_else(|p| p.into_inner());
     log.sync()?;

@@ -22,6 +22,9 @@ pub struct Metrics {
     buffer_depth: AtomicU64,
     buffer_bytes: AtomicU64,
     buffer_dropped: AtomicU64,
+    alert_batches_dropped: AtomicU64,
+    alert_store_errors: AtomicU64,
+    alerts_raised: AtomicU64,
     /// Errors by kind ("timeout", "transport", "exception_06", …).
     errors: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram>,
@@ -95,6 +98,17 @@ impl Metrics {
         self.buffer_dropped.store(dropped, Ordering::Relaxed);
     }
 
+    /// A poll cycle the alert engine could not take (its channel was full).
+    pub fn alert_batch_dropped(&self) -> u64 {
+        self.alert_batches_dropped.fetch_add(1, Ordering::Relaxed) + 1
+    }
+    pub fn alert_store_error(&self) {
+        self.alert_store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn alert_raised(&self) {
+        self.alerts_raised.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Readings written to the store so far.
     pub fn written_total(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
@@ -123,6 +137,17 @@ impl Metrics {
             "Readings dropped unsent because the buffer was full.",
             get(&self.buffer_dropped),
         );
+        counter(
+            "collector_alert_batches_dropped_total",
+            "Poll cycles not evaluated by the alert rules because the engine was behind.",
+            get(&self.alert_batches_dropped),
+        );
+        counter(
+            "collector_alert_store_errors_total",
+            "Alert changes the store failed to record.",
+            get(&self.alert_store_errors),
+        );
+        counter("collector_alerts_raised_total", "New alerts raised by the rules.", get(&self.alerts_raised));
         let _ = writeln!(
             out,
             "# HELP collector_buffer_readings Readings in the buffer, not yet in the store.\n# TYPE collector_buffer_readings gauge\ncollector_buffer_readings {}",

@@ -11,6 +11,8 @@ pub enum ModelError {
     OutOfRange { data_type: DataTypeName, value: String },
     #[error("unknown quality {0:?}")]
     UnknownQuality(String),
+    #[error("unknown {kind} {value:?}; expected one of: {expected}")]
+    UnknownName { kind: &'static str, value: String, expected: &'static str },
 }
 
 /// The config spelling of a data type, carried in errors so they read as the user wrote them.

@@ -28,6 +28,12 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
 
+    #[error("no alert {id}")]
+    NoSuchAlert { id: i64 },
+
+    #[error("alert {id} is {state}: cannot {action} it")]
+    AlertTransition { id: i64, state: &'static str, action: &'static str },
+
     #[error("cannot read secret from {path}: {source}")]
     Secret {
         path: String,

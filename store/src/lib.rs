@@ -11,6 +11,9 @@
 //! Both answer the same queries with the same results; one conformance suite
 //! (`tests/conformance.rs`) runs against each. This crate does not poll devices, retry writes
 //! or buffer readings: the collector owns that.
+//!
+//! Alerts (`alerts`) and accounts (`accounts`) always live in a SQLite file, whichever backend
+//! holds the readings.
 
 use std::sync::Arc;
 
@@ -20,6 +23,7 @@ use model::{DeviceId, PointName, Reading};
 use serde::Serialize;
 
 pub mod accounts;
+pub mod alerts;
 mod error;
 pub mod influx;
 pub mod lineproto;
@@ -28,6 +32,7 @@ mod url;
 mod validate;
 
 pub use accounts::{AccountStore, Role, SqliteAccounts, UserName};
+pub use alerts::{AlertQuery, AlertStore, SqliteAlerts};
 pub use error::StoreError;
 pub use influx::{InfluxAuth, InfluxStore};
 pub use sqlite::SqliteStore;

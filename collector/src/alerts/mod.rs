@@ -1,0 +1,243 @@
+//! Alert rules, evaluated on readings as they are collected, and webhook notification.
+//!
+//! `rules` reads the TOML rules file into a [`RuleSet`]; `eval` is the pure state machine per
+//! rule (delays, hysteresis, episodes); this module runs it as the engine task and records
+//! what it decides in an [`AlertStore`]; `notify` sends the store's state changes to
+//! webhooks, one task per webhook.
+//!
+//! The appender hands every poll cycle it appended to the engine through a small bounded
+//! channel with `try_send`: when the engine falls behind, the cycle is counted
+//! (`collector_alert_batches_dropped_total`), logged and skipped, never waited for, so alerts
+//! cannot slow polling or buffering.
+//!
+//! Restart: the engine keeps no state file. Rule state is rebuilt from the alert table: a rule
+//! with an active (unresolved) alert starts in its active phase, so the episode is not raised
+//! again and still resolves itself once the condition is clear for the off-delay. What a
+//! restart forgets is transient: a pending on-delay starts over, and silence for communication
+//! loss is counted from the start. One source of truth (the alerts a crew sees) cannot
+//! disagree with a second copy of rule state.
+
+pub mod eval;
+pub mod notify;
+pub mod rules;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use model::{NewAlert, PointName, Reading};
+use store::alerts::Resolution;
+use store::{AlertStore, StoreError};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn};
+
+pub use eval::{Evaluator, Kind, Rule, Transition};
+pub use notify::Webhook;
+pub use rules::{RuleSet, RulesError, RulesErrors};
+
+use crate::metrics::Metrics;
+
+/// Poll cycles that may wait for the engine before new ones are skipped.
+const CHANNEL_CYCLES: usize = 256;
+
+/// The point name stored on alerts of rules that watch a whole device (communication loss
+/// without a point).
+pub const ANY_POINT: &str = "_device";
+
+/// What the collector needs to evaluate alerts: the rules and where alerts live.
+#[derive(Clone)]
+pub struct Alerting {
+    pub rules: RuleSet,
+    pub store: Arc<dyn AlertStore>,
+}
+
+impl std::fmt::Debug for Alerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerting").field("rules", &self.rules.rules.len()).finish_non_exhaustive()
+    }
+}
+
+/// The running engine and notifiers.
+pub(crate) struct Running {
+    pub tx: mpsc::Sender<Arc<Vec<Reading>>>,
+    pub engine: JoinHandle<()>,
+    pub notifiers: TaskTracker,
+}
+
+fn point_of(rule: &Rule) -> PointName {
+    rule.point.clone().unwrap_or_else(|| PointName::new(ANY_POINT).expect("ANY_POINT is a valid name"))
+}
+
+/// Prepares the store (webhook cursors), rebuilds rule state from the active alerts, and
+/// starts the engine and one notifier per webhook.
+pub(crate) async fn start(
+    alerting: Alerting,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) -> Result<Running, StoreError> {
+    let Alerting { rules: set, store } = alerting;
+    // A webhook seen for the first time starts at the newest change: it is not sent the whole
+    // history. This happens before the engine runs, so nothing the engine records is missed.
+    for hook in &set.webhooks {
+        if store.cursor(&hook.consumer()).await?.is_none() {
+            store.set_cursor(&hook.consumer(), store.last_change().await?).await?;
+        }
+    }
+    let mut evaluator = Evaluator::new(set.rules, Utc::now());
+    let mut ids = HashMap::new();
+    for alert in store.active().await? {
+        let found = evaluator
+            .rules()
+            .iter()
+            .position(|r| r.name == alert.rule && r.device == alert.device && point_of(r) == alert.point);
+        match found {
+            Some(i) => {
+                evaluator.restore_active(i);
+                ids.insert(i, alert.id);
+            }
+            None => {
+                info!(alert = alert.id, rule = %alert.rule, "active alert of a rule no longer configured; resolve it by hand")
+            }
+        }
+    }
+    if !ids.is_empty() {
+        info!(active = ids.len(), "alert rules resume with their active alerts");
+    }
+    let wake = Arc::new(Notify::new());
+    let notifiers = TaskTracker::new();
+    for hook in set.webhooks {
+        notifiers.spawn(notify::run(hook, store.clone(), wake.clone(), Duration::from_secs(2), cancel.clone()));
+    }
+    notifiers.close();
+    let (tx, rx) = mpsc::channel(CHANNEL_CYCLES);
+    let engine = Engine { evaluator, ids, store, metrics, wake };
+    let engine = tokio::spawn(engine.run(rx, set.tick));
+    Ok(Running { tx, engine, notifiers })
+}
+
+struct Engine {
+    evaluator: Evaluator,
+    /// The active alert of each rule that has one.
+    ids: HashMap<usize, i64>,
+    store: Arc<dyn AlertStore>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+}
+
+impl Engine {
+    /// Evaluates readings until the channel closes (the appender has stopped).
+    async fn run(mut self, mut rx: mpsc::Receiver<Arc<Vec<Reading>>>, tick: Duration) {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut out = Vec::new();
+        loop {
+            tokio::select! {
+                batch = rx.recv() => {
+                    let Some(batch) = batch else { break };
+                    for r in batch.iter() {
+                        self.evaluator.on_reading(r, &mut out);
+                    }
+                }
+                _ = interval.tick() => {
+                    let now = Utc::now();
+                    self.evaluator.on_tick(now, &mut out);
+                    match self.store.unshelve_expired(now).await {
+                        Ok(back) if !back.is_empty() => self.wake.notify_waiters(),
+                        Ok(_) => {}
+                        Err(e) => warn!(error = %e, "cannot end expired shelving"),
+                    }
+                }
+            }
+            if !out.is_empty() {
+                for t in std::mem::take(&mut out) {
+                    self.apply(t).await;
+                }
+                self.wake.notify_waiters();
+            }
+        }
+    }
+
+    async fn apply(&mut self, t: Transition) {
+        match t {
+            Transition::Raise { rule, at, value } | Transition::Repeat { rule, at, value } => {
+                let r = &self.evaluator.rules()[rule];
+                let shown = value.map(|v| format!("{v}")).unwrap_or_else(|| "-".to_owned());
+                let new = NewAlert {
+                    rule: r.name.clone(),
+                    asset: r.asset.clone(),
+                    device: r.device.clone(),
+                    point: point_of(r),
+                    severity: r.severity,
+                    at,
+                    value,
+                    message_en: r.message_en.replace("{value}", &shown),
+                    message_ja: r.message_ja.replace("{value}", &shown),
+                };
+                let store = self.store.clone();
+                if let Some(raised) = self.retry("raise", || store.raise(&new)).await {
+                    if raised.new {
+                        self.metrics.alert_raised();
+                        info!(alert = raised.alert.id, rule = %new.rule, asset = %new.asset, severity = %new.severity, "alert raised");
+                    }
+                    self.ids.insert(rule, raised.alert.id);
+                }
+            }
+            Transition::Clear { rule, at } => {
+                let Some(id) = self.ids.remove(&rule) else { return };
+                let store = self.store.clone();
+                match store.resolve(id, &Resolution::Auto, at).await {
+                    Ok(_) => {
+                        info!(alert = id, rule = %self.evaluator.rules()[rule].name, "alert resolved: condition clear")
+                    }
+                    // Someone resolved it already (`mizumori alerts resolve`): nothing to do.
+                    Err(StoreError::AlertTransition { .. } | StoreError::NoSuchAlert { .. }) => {
+                        debug!(alert = id, "alert was resolved by hand before the condition cleared")
+                    }
+                    Err(_) => {
+                        let how = Resolution::Auto;
+                        self.retry("resolve", || store.resolve(id, &how, at)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a store call, retrying a transient failure a few times; a change that still
+    /// fails is logged and counted, and the engine goes on (the next episode will be seen).
+    async fn retry<'a, T, F, Fut>(&self, what: &str, mut call: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + 'a,
+    {
+        for attempt in 1..=3u32 {
+            match call().await {
+                Ok(v) => return Some(v),
+                Err(e) if e.is_transient() && attempt < 3 => {
+                    warn!(error = %e, attempt, "alert store busy; retrying {what}");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot {what} an alert");
+                    self.metrics.alert_store_error();
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Hands an appended poll cycle to the engine without waiting.
+pub(crate) fn offer(tx: &mpsc::Sender<Arc<Vec<Reading>>>, batch: Arc<Vec<Reading>>, metrics: &Metrics) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(batch) {
+        let n = metrics.alert_batch_dropped();
+        // One line per hundred skipped cycles is enough to see the engine falling behind.
+        if n == 1 || n % 100 == 0 {
+            warn!(skipped_total = n, "alert engine behind; a poll cycle was not evaluated");
+        }
+    }
+}

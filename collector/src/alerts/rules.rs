@@ -1,0 +1,543 @@
+//! The alert rules file: TOML → [`RuleSet`] (rules and webhooks), with errors that name the
+//! file, the line, the rule and the field.
+//!
+//! Like the collector configuration, parsing has two steps: the file into raw tables (keeping
+//! each `[[rule]]` table's position), then each table into a [`RawRule`] with its field path
+//! tracked, then checks across fields (which fields a rule's `kind` needs, delays, names).
+//! Every problem in the file is reported at once.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use model::{DeviceId, PointName, Severity};
+use serde::Deserialize;
+
+use super::eval::{Kind, Rule};
+use super::notify::{Secret, Webhook};
+
+/// A validated rules file.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub webhooks: Vec<Webhook>,
+    /// How often time-based conditions (delays, communication loss, shelving) are checked.
+    pub tick: Duration,
+}
+
+/// One problem in a rules file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// `rule "name"` or `webhook "name"`.
+    pub item: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for RulesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        f.write_str(":")?;
+        if let Some(item) = &self.item {
+            write!(f, " {item}")?;
+        }
+        if let Some(field) = &self.field {
+            let sep = if self.item.is_some() { "," } else { "" };
+            write!(f, "{sep} field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a rules file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RulesErrors(pub Vec<RulesError>);
+
+impl fmt::Display for RulesErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} problem{} in the alert rules:", if n == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    engine: RawEngine,
+    #[serde(default)]
+    webhook: Vec<toml::Spanned<toml::Table>>,
+    #[serde(default)]
+    rule: Vec<toml::Spanned<toml::Table>>,
+}
+
+/// The `[engine]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    /// Default 1000 ms.
+    #[serde(default = "default_tick_ms")]
+    tick_ms: u64,
+}
+
+impl Default for RawEngine {
+    fn default() -> Self {
+        RawEngine { tick_ms: default_tick_ms() }
+    }
+}
+
+fn default_tick_ms() -> u64 {
+    1000
+}
+
+fn default_off_delay_s() -> f64 {
+    60.0
+}
+
+/// What rule a `[[rule]]` table describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawKind {
+    Above,
+    Below,
+    RateOfChange,
+    FlatLine,
+    OutOfRange,
+    CommLoss,
+    Bits,
+    Nonzero,
+}
+
+/// One `[[rule]]` table as written. Fields that only some kinds use are optional here and
+/// checked against the kind afterwards, so a misplaced field is named in the error.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    kind: RawKind,
+    device: DeviceId,
+    /// Required, except for `comm_loss`, where no point means "any point of the device".
+    point: Option<PointName>,
+    asset: String,
+    severity: Severity,
+    threshold: Option<f64>,
+    hysteresis: Option<f64>,
+    max_rate_per_min: Option<f64>,
+    stuck_for_s: Option<f64>,
+    tolerance: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    silent_for_s: Option<f64>,
+    mask: Option<u32>,
+    /// The condition must hold this long before the alert is raised. Default 0.
+    #[serde(default)]
+    on_delay_s: f64,
+    /// The condition must stay clear this long before the alert resolves itself. Default 60.
+    #[serde(default = "default_off_delay_s")]
+    off_delay_s: f64,
+    message_en: Option<String>,
+    message_ja: Option<String>,
+}
+
+/// One `[[webhook]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    name: String,
+    url: String,
+    /// Only alerts of this severity or higher. Default `info` (all).
+    #[serde(default = "lowest")]
+    min_severity: Severity,
+    /// Name of an environment variable holding a bearer token (never the token itself).
+    token_env: Option<String>,
+    #[serde(default = "default_initial_backoff_ms")]
+    initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    max_backoff_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn lowest() -> Severity {
+    Severity::Info
+}
+fn default_initial_backoff_ms() -> u64 {
+    1000
+}
+fn default_max_backoff_ms() -> u64 {
+    60_000
+}
+fn default_timeout_ms() -> u64 {
+    5000
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+impl RuleSet {
+    /// Reads and validates a rules file; `env` looks up webhook tokens (`std::env::var` in the
+    /// binary, a map in tests).
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, RulesErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            RulesErrors(vec![RulesError {
+                file: path.to_owned(),
+                line: None,
+                item: None,
+                field: None,
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Self::parse(path, &text, env)
+    }
+
+    /// Validates rules `text` that came from `file`.
+    pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, RulesErrors> {
+        let err = |line, item: Option<String>, field: Option<&str>, message: String| RulesError {
+            file: file.to_owned(),
+            line,
+            item,
+            field: field.map(str::to_owned),
+            message,
+        };
+        let raw: RawFile = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let line = e.span().map(|s| line_of(text, s.start));
+                return Err(RulesErrors(vec![err(line, None, None, e.message().to_owned())]));
+            }
+        };
+        let mut errors = Vec::new();
+        if raw.engine.tick_ms < 10 {
+            errors.push(err(None, None, Some("engine.tick_ms"), "use at least 10".to_owned()));
+        }
+
+        let mut rules = Vec::new();
+        let mut names = HashSet::new();
+        for spanned in raw.rule {
+            let line = line_of(text, spanned.span().start);
+            let table = spanned.into_inner();
+            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
+            let item = Some(match &name {
+                Some(n) => format!("rule {n:?}"),
+                None => "rule".to_owned(),
+            });
+            let r: RawRule = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                Ok(r) => r,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let field = (path != ".").then_some(path);
+                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
+                    continue;
+                }
+            };
+            let before = errors.len();
+            let mut report = |field: &str, message: String| {
+                errors.push(err(Some(line), item.clone(), Some(field), message));
+            };
+            if !model::id::is_safe_name(&r.name) {
+                report("name", format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ . -", r.name));
+            } else if !names.insert(r.name.clone()) {
+                report("name", "a rule of this name is configured above".to_owned());
+            }
+            if !model::id::is_safe_name(&r.asset) {
+                report("asset", format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ . -", r.asset));
+            }
+            if let Some(rule) = check_rule(r, &mut report) {
+                if errors.len() == before {
+                    rules.push(rule);
+                }
+            }
+        }
+
+        let mut webhooks = Vec::new();
+        let mut hook_names = HashSet::new();
+        for spanned in raw.webhook {
+            let line = line_of(text, spanned.span().start);
+            let table = spanned.into_inner();
+            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
+            let item = Some(match &name {
+                Some(n) => format!("webhook {n:?}"),
+                None => "webhook".to_owned(),
+            });
+            let w: RawWebhook = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                Ok(w) => w,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let field = (path != ".").then_some(path);
+                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
+                    continue;
+                }
+            };
+            let before = errors.len();
+            let mut report = |field: &str, message: String| {
+                errors.push(err(Some(line), item.clone(), Some(field), message));
+            };
+            if !model::id::is_safe_name(&w.name) {
+                report("name", format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ . -", w.name));
+            } else if !hook_names.insert(w.name.clone()) {
+                report("name", "a webhook of this name is configured above".to_owned());
+            }
+            // The URL is not echoed: it may carry a token in its query.
+            if !w.url.starts_with("http://") {
+                report("url", "use an http:// URL (this build has no TLS; put a TLS proxy in front)".to_owned());
+            }
+            if w.initial_backoff_ms == 0 || w.max_backoff_ms < w.initial_backoff_ms {
+                report("max_backoff_ms", "backoffs must satisfy 0 < initial_backoff_ms <= max_backoff_ms".to_owned());
+            }
+            if w.timeout_ms == 0 {
+                report("timeout_ms", "must be at least 1".to_owned());
+            }
+            let token = match &w.token_env {
+                Some(var) => match env(var) {
+                    Some(t) => Some(Secret::new(t)),
+                    None => {
+                        report("token_env", format!("the environment variable {var} is not set"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            if errors.len() == before {
+                webhooks.push(Webhook {
+                    name: w.name,
+                    url: w.url,
+                    min_severity: w.min_severity,
+                    token,
+                    initial_backoff: Duration::from_millis(w.initial_backoff_ms),
+                    max_backoff: Duration::from_millis(w.max_backoff_ms),
+                    timeout: Duration::from_millis(w.timeout_ms),
+                });
+            }
+        }
+        if errors.is_empty() {
+            Ok(RuleSet { rules, webhooks, tick: Duration::from_millis(raw.engine.tick_ms) })
+        } else {
+            Err(RulesErrors(errors))
+        }
+    }
+}
+
+fn seconds(field: &str, v: f64, report: &mut dyn FnMut(&str, String)) -> Duration {
+    if v.is_finite() && (0.0..=31_536_000.0).contains(&v) {
+        Duration::from_secs_f64(v)
+    } else {
+        report(field, format!("{v} is not a number of seconds between 0 and one year"));
+        Duration::ZERO
+    }
+}
+
+/// Checks the fields a kind needs and refuses the ones it does not use.
+fn check_rule(r: RawRule, report: &mut dyn FnMut(&str, String)) -> Option<Rule> {
+    let given: [(&str, bool); 9] = [
+        ("threshold", r.threshold.is_some()),
+        ("hysteresis", r.hysteresis.is_some()),
+        ("max_rate_per_min", r.max_rate_per_min.is_some()),
+        ("stuck_for_s", r.stuck_for_s.is_some()),
+        ("tolerance", r.tolerance.is_some()),
+        ("min", r.min.is_some()),
+        ("max", r.max.is_some()),
+        ("silent_for_s", r.silent_for_s.is_some()),
+        ("mask", r.mask.is_some()),
+    ];
+    let (uses, needs): (&[&str], &[&str]) = match r.kind {
+        RawKind::Above | RawKind::Below => (&["threshold", "hysteresis"], &["threshold"]),
+        RawKind::RateOfChange => (&["max_rate_per_min"], &["max_rate_per_min"]),
+        RawKind::FlatLine => (&["stuck_for_s", "tolerance"], &["stuck_for_s"]),
+        RawKind::OutOfRange => (&["min", "max"], &[]),
+        RawKind::CommLoss => (&["silent_for_s"], &["silent_for_s"]),
+        RawKind::Bits => (&["mask"], &["mask"]),
+        RawKind::Nonzero => (&[], &[]),
+    };
+    let kind_name = format!("{:?}", r.kind).to_lowercase();
+    for (field, is_given) in given {
+        if is_given && !uses.contains(&field) {
+            report(field, format!("a {kind_name} rule does not use this field"));
+        }
+        if !is_given && needs.contains(&field) {
+            report(field, format!("a {kind_name} rule needs this field"));
+        }
+    }
+    let finite = |field: &str, v: Option<f64>, report: &mut dyn FnMut(&str, String)| match v {
+        Some(x) if !x.is_finite() => {
+            report(field, "must be a finite number".to_owned());
+            0.0
+        }
+        Some(x) => x,
+        None => 0.0,
+    };
+    let positive = |field: &str, v: Option<f64>, report: &mut dyn FnMut(&str, String)| match v {
+        Some(x) if !(x.is_finite() && x > 0.0) => {
+            report(field, format!("{x} must be a positive number"));
+            0.0
+        }
+        Some(x) => x,
+        None => 0.0,
+    };
+    let hysteresis = finite("hysteresis", r.hysteresis, report);
+    if hysteresis < 0.0 {
+        report("hysteresis", "must be zero or positive".to_owned());
+    }
+    let kind = match r.kind {
+        RawKind::Above => Kind::Above { threshold: finite("threshold", r.threshold, report), hysteresis },
+        RawKind::Below => Kind::Below { threshold: finite("threshold", r.threshold, report), hysteresis },
+        RawKind::RateOfChange => {
+            Kind::RateOfChange { max_per_min: positive("max_rate_per_min", r.max_rate_per_min, report) }
+        }
+        RawKind::FlatLine => Kind::FlatLine {
+            stuck_for: seconds("stuck_for_s", r.stuck_for_s.unwrap_or(0.0), report),
+            tolerance: finite("tolerance", r.tolerance, report).abs(),
+        },
+        RawKind::OutOfRange => {
+            let (min, max) = (r.min.unwrap_or(f64::NEG_INFINITY), r.max.unwrap_or(f64::INFINITY));
+            if min.is_nan() || max.is_nan() || min > max {
+                report("min", format!("min {min} must be a number not above max {max}"));
+            }
+            Kind::OutOfRange { min, max }
+        }
+        RawKind::CommLoss => {
+            Kind::CommLoss { silent_for: seconds("silent_for_s", r.silent_for_s.unwrap_or(0.0), report) }
+        }
+        RawKind::Bits => {
+            let mask = r.mask.unwrap_or(0);
+            if mask == 0 {
+                report("mask", "0 selects no bit".to_owned());
+            }
+            Kind::Bits { mask }
+        }
+        RawKind::Nonzero => Kind::Nonzero,
+    };
+    if r.point.is_none() && r.kind != RawKind::CommLoss {
+        report("point", format!("a {kind_name} rule needs the point it watches"));
+    }
+    let on_delay = seconds("on_delay_s", r.on_delay_s, report);
+    let off_delay = seconds("off_delay_s", r.off_delay_s, report);
+    let (default_en, default_ja) = kind.default_messages();
+    Some(Rule {
+        name: r.name,
+        device: r.device,
+        point: r.point,
+        asset: r.asset,
+        severity: r.severity,
+        kind,
+        on_delay,
+        off_delay,
+        message_en: r.message_en.unwrap_or(default_en),
+        message_ja: r.message_ja.unwrap_or(default_ja),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const GOOD: &str = r#"
+[[webhook]]
+name = "crew"
+url = "http://127.0.0.1:9000/hook"
+min_severity = "major"
+token_env = "CREW_TOKEN"
+
+[[rule]]
+name = "ps02_p1_trip"
+kind = "nonzero"
+device = "ps02"
+point = "p1_fault_code"
+asset = "ps02"
+severity = "critical"
+
+[[rule]]
+name = "pl01_low"
+kind = "below"
+device = "pl01"
+point = "pressure"
+asset = "dma01"
+severity = "major"
+threshold = 1.5
+hysteresis = 0.1
+on_delay_s = 60
+"#;
+
+    #[track_caller]
+    fn check_err(text: &str, expected: &[&str]) {
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let errs = RuleSet::parse(Path::new("rules.toml"), text, &env).unwrap_err();
+        let shown = errs.0.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(shown.len(), expected.len(), "{errs}");
+        for (s, e) in shown.iter().zip(expected) {
+            assert!(s.starts_with(e), "{s}\ndoes not begin with\n{e}");
+        }
+    }
+
+    #[test]
+    fn a_good_file_parses_with_defaults_and_a_secret_token() {
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let set = RuleSet::parse(Path::new("rules.toml"), GOOD, &env).unwrap();
+        assert_eq!(set.rules.len(), 2);
+        assert_eq!(set.rules[0].off_delay, Duration::from_secs(60));
+        assert_eq!(set.rules[1].kind, Kind::Below { threshold: 1.5, hysteresis: 0.1 });
+        assert_eq!(set.rules[1].on_delay, Duration::from_secs(60));
+        assert_eq!(set.webhooks[0].min_severity, Severity::Major);
+        let shown = format!("{:?}", set.webhooks[0]);
+        assert!(!shown.contains("s3cret") && !shown.contains("9000"), "{shown}");
+    }
+
+    #[test]
+    fn errors_name_file_line_rule_and_field() {
+        check_err(
+            &GOOD.replace("threshold = 1.5", "treshold = 1.5"),
+            &[r#"rules.toml:16: rule "pl01_low", field `treshold`: unknown field `treshold`, expected one of"#],
+        );
+        check_err(
+            &GOOD.replace("severity = \"major\"\nthreshold", "severity = \"urgent\"\nthreshold"),
+            &[r#"rules.toml:16: rule "pl01_low", field `severity`: unknown variant `urgent`"#],
+        );
+        check_err(
+            &GOOD.replace("kind = \"nonzero\"", "kind = \"nonzero\"\nmask = 2").replace("threshold = 1.5\n", ""),
+            &[
+                r#"rules.toml:8: rule "ps02_p1_trip", field `mask`: a nonzero rule does not use this field"#,
+                r#"rules.toml:17: rule "pl01_low", field `threshold`: a below rule needs this field"#,
+            ],
+        );
+        check_err(
+            &GOOD
+                .replace("name = \"pl01_low\"", "name = \"ps02_p1_trip\"")
+                .replace("on_delay_s = 60", "on_delay_s = -1"),
+            &[
+                r#"rules.toml:16: rule "ps02_p1_trip", field `name`: a rule of this name is configured above"#,
+                r#"rules.toml:16: rule "ps02_p1_trip", field `on_delay_s`: -1 is not a number of seconds"#,
+            ],
+        );
+        let errs = RuleSet::parse(Path::new("rules.toml"), GOOD, &no_env).unwrap_err();
+        assert_eq!(
+            errs.0[0].to_string(),
+            r#"rules.toml:2: webhook "crew", field `token_env`: the environment variable CREW_TOKEN is not set"#
+        );
+        check_err("[[rule]\n", &["rules.toml:1:"]);
+    }
+
+    #[test]
+    fn the_shipped_demo_rules_parse() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/demo.toml");
+        let set = RuleSet::load(&path, &no_env).unwrap();
+        let count = |k: fn(&Kind) -> bool| set.rules.iter().filter(|r| k(&r.kind)).count();
+        assert_eq!(count(|k| matches!(k, Kind::Nonzero)), 10 + 12, "pump trips and sewer overflows");
+        assert_eq!(count(|k| matches!(k, Kind::Below { .. })), 12);
+        assert_eq!(count(|k| matches!(k, Kind::CommLoss { .. })), 43);
+    }
+}
