@@ -68,7 +68,15 @@ pub(crate) async fn append(
     shared: Arc<Shared>,
     alerts: Option<mpsc::Sender<Arc<Vec<Reading>>>>,
 ) {
-    while let Some(batch) = rx.recv().await {
+    while let Some(mut batch) = rx.recv().await {
+        // Cycles that queued up meanwhile go into the same record: one write and one lock for
+        // many devices instead of one each.
+        while batch.len() < 50_000 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
         let n = batch.len() as u64;
         let batch = Arc::new(batch);
         loop {
