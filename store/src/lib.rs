@@ -23,6 +23,7 @@ pub mod accounts;
 mod error;
 pub mod influx;
 pub mod lineproto;
+pub mod risk;
 pub mod sqlite;
 mod url;
 mod validate;
@@ -30,6 +31,7 @@ mod validate;
 pub use accounts::{AccountStore, Role, SqliteAccounts, UserName};
 pub use error::StoreError;
 pub use influx::{InfluxAuth, InfluxStore};
+pub use risk::{RiskStore, SqliteRisk};
 pub use sqlite::SqliteStore;
 pub use url::StoreUrl;
 
