@@ -82,6 +82,8 @@ async fn demo(
     );
     let accounts = crate::user::open(&db).await?;
     let demo_password = crate::user::demo_users(&accounts, demo_password).await?;
+    let risk = crate::risk_demo::open(&db).await?;
+    let districts = crate::districts::of_scenario(&sensor_sim::Scenario::demo()?);
 
     let simulation = Simulation::demo(SimOptions { seed, ..SimOptions::default() })?;
     let listeners = simulation.bind(modbus).await?;
@@ -105,7 +107,11 @@ async fn demo(
     let metrics = Arc::new(Metrics::default());
     let options = CollectorOptions::new(data_dir.join("buffer"));
     let collector_task = tokio::spawn(collector::run(config, store.clone(), options, metrics.clone(), cancel.clone()));
-    let state = dashboard::AppState::new(store.clone()).with_units(&devices).with_accounts(accounts);
+    let state = dashboard::AppState::new(store.clone())
+        .with_units(&devices)
+        .with_accounts(accounts)
+        .with_risk(Arc::new(risk.clone()))
+        .with_districts(districts);
     let router = dashboard::app(state).merge(metrics_router(metrics));
     let shutdown = cancel.clone();
     let http_task = tokio::spawn(async move {
@@ -119,6 +125,8 @@ async fn demo(
     println!("  password:         {demo_password}");
     println!("  simulated Modbus: {sim_summary}");
     println!("Press Ctrl-C to stop.");
+    // After the URL: ranking the synthetic city takes a while, and the pages work without it.
+    crate::risk_demo::spawn(risk, crate::risk_demo::today_in_japan());
 
     cancel.cancelled().await;
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -237,7 +245,13 @@ async fn serve(
     let listener = bind(http, "dashboard").await?;
     println!("Dashboard on http://{}/ (Ctrl-C to stop).", listener.local_addr()?);
     let cancel = shutdown::on_signal();
-    let state = dashboard::AppState::new(store).with_units(&devices).with_accounts(accounts).with_auth(auth);
+    // Risk rankings live beside the accounts: in the embedded file, or a file of their own.
+    let risk = crate::risk_demo::open(accounts_path).await?;
+    let state = dashboard::AppState::new(store)
+        .with_units(&devices)
+        .with_accounts(accounts)
+        .with_risk(Arc::new(risk))
+        .with_auth(auth);
     dashboard::serve(listener, state, cancel).await?;
     Ok(())
 }

@@ -3,8 +3,10 @@
 
 pub mod cli;
 mod commands;
+mod districts;
 pub mod logging;
 mod risk;
+mod risk_demo;
 mod shutdown;
 mod user;
 

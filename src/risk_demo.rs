@@ -1,0 +1,129 @@
+//! The demo's pipe risk: the synthetic Chitose-like city ranked as of today, with a short
+//! backtest for the model card, saved once into the demo's SQLite file.
+//!
+//! Ranking 650 km of mains takes seconds to a minute, so it runs on a thread of its own after
+//! the dashboard is already listening: the demo's URL is printed at once and the risk pages
+//! say "no ranking yet" until the run is saved. A plain thread rather than the blocking pool,
+//! because the runtime waits for blocking tasks when it shuts down, and Ctrl-C must not wait
+//! for a model fit. The run is saved in one transaction, so an interrupted demo leaves no half
+//! run and the next start computes it again; a saved run is reused on every later start.
+
+use std::path::Path;
+
+use analytics::backtest::{backtest, means};
+use analytics::synth::{SynthParams, generate};
+use analytics::{FeatureBuilder, History, RankParams};
+use anyhow::Context;
+use chrono::{Datelike, NaiveDate, Utc};
+use store::risk::{BacktestFigure, RiskLevel, RiskRow, RiskRun};
+use store::{RiskStore, SqliteRisk};
+use tracing::{info, warn};
+
+/// Test years of the model card's backtest: the last three full years.
+const BACKTEST_YEARS: i32 = 3;
+
+/// Loads the risk data in the background unless the file has a run already.
+pub fn spawn(risk: SqliteRisk, today: NaiveDate) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = load(&risk, today).await {
+            warn!(error = format!("{e:#}"), "the demo's risk ranking could not be made");
+        }
+    })
+}
+
+async fn load(risk: &SqliteRisk, today: NaiveDate) -> anyhow::Result<()> {
+    if let Some(run) = risk.latest_run().await? {
+        info!(as_of = %run.as_of, model = %run.model, "reusing the stored risk ranking");
+        return Ok(());
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("demo-risk".into())
+        .spawn(move || {
+            let _ = tx.send(compute(today));
+        })
+        .context("starting the ranking thread")?;
+    let (run, rows) = rx.await.context("the ranking thread ended without an answer")??;
+    let id = risk.save_run(&run, &rows).await?;
+    info!(run = id, mains = rows.len(), model = %run.model, "risk ranking of the synthetic city saved");
+    Ok(())
+}
+
+/// Generates the synthetic city with breaks up to this year, ranks it as of `today` and
+/// backtests the last full years, as rows for the store.
+pub fn compute(today: NaiveDate) -> anyhow::Result<(RiskRun, Vec<RiskRow>)> {
+    // Breaks are drawn to the end of this year; the ranking and the backtest read only those
+    // before their as-of dates (`History::before`), so the later ones stay unseen.
+    let city = generate(&SynthParams { last_year: today.year(), ..SynthParams::default() });
+    let history = History::new(&city.register, &city.breaks);
+    let builder = FeatureBuilder::new(&city.register, &history);
+    let params = RankParams::default();
+    let ranking = analytics::rank(&builder, today, &params).context("ranking the synthetic city")?;
+    let years = (today.year() - BACKTEST_YEARS)..=(today.year() - 1);
+    let test_years = format!("{}–{}", years.start(), years.end());
+    let backtest_rows = backtest(&builder, years, &params).context("backtesting on the synthetic city")?;
+    let figures = means(&backtest_rows)
+        .into_iter()
+        .map(|(ranker, capture, auc)| {
+            // The chosen family can differ from year to year; name each once.
+            let mut detail: Vec<&str> = Vec::new();
+            for r in backtest_rows.iter().filter(|r| r.ranker == ranker && !r.detail.is_empty()) {
+                if !detail.contains(&r.detail.as_str()) {
+                    detail.push(&r.detail);
+                }
+            }
+            BacktestFigure { detail: detail.join(", "), ranker, capture, auc }
+        })
+        .collect();
+    let pipes = city.register.pipes();
+    let rows = ranking
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let p = &pipes[r.pipe];
+            RiskRow {
+                rank: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                asset_id: p.id.clone(),
+                material: p.material.code().to_owned(),
+                material_ja: p.material.name_ja().to_owned(),
+                diameter_mm: p.diameter_mm,
+                length_m: p.length_m,
+                install_year: p.installed.map(|d| d.year()),
+                district: p.pressure_zone.clone(),
+                prior_breaks: u32::try_from(history.before(r.pipe, today).len()).unwrap_or(u32::MAX),
+                expected_breaks: r.expected_breaks,
+                probability: r.probability,
+                score: r.score,
+                lof_grade: r.lof_grade,
+                cof_grade: r.cof_grade,
+                risk_grade: r.risk_grade.name().parse::<RiskLevel>().expect("the same five grade names"),
+                explanation: r.explanation.clone(),
+                // The synthetic city has no geometry.
+                x: None,
+                y: None,
+            }
+        })
+        .collect();
+    let run = RiskRun {
+        id: 0,
+        as_of: today,
+        model: ranking.selection.chosen.to_string(),
+        selection: ranking.selection.describe(),
+        test_years,
+        created: Utc::now(),
+        backtest: figures,
+    };
+    Ok((run, rows))
+}
+
+/// Today's date in Japan, where the utility's day begins.
+pub fn today_in_japan() -> NaiveDate {
+    let jst = chrono::FixedOffset::east_opt(9 * 3600).expect("constant offset is valid");
+    Utc::now().with_timezone(&jst).date_naive()
+}
+
+/// Opens the risk tables in the demo's file.
+pub async fn open(db: &Path) -> anyhow::Result<SqliteRisk> {
+    SqliteRisk::open(db).await.with_context(|| format!("opening the risk tables in {}", db.display()))
+}
