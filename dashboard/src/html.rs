@@ -104,6 +104,15 @@ table {{ border-collapse: collapse; }} td, th {{ padding: 0.3rem 0.6rem; border-
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 figure {{ margin: 0.5rem 0; }}
 svg {{ max-width: 100%; height: auto; }}
+.scroll {{ overflow-x: auto; max-width: 100%; }}
+.kpis {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(10rem, 1fr)); gap: 0.5rem; margin: 0.5rem 0; }}
+.kpi {{ background: white; border: 1px solid #d8dde3; border-radius: 6px; padding: 0.5rem 0.8rem; }}
+.grade {{ display: inline-block; padding: 0.1rem 0.5rem; border-radius: 3px; color: #1b1b1b; white-space: nowrap; }}
+.legend .swatch {{ display: inline-block; width: 0.9rem; height: 0.25rem; margin-right: 0.25rem; vertical-align: middle; }}
+form.filters {{ display: flex; flex-wrap: wrap; gap: 0 1rem; align-items: flex-end; }}
+form.filters input[type=number] {{ width: 7rem; }}
+tr.chosen {{ background: #e8f0f8; font-weight: bold; }}
+td a, th a {{ display: inline-block; min-height: 24px; }}
 @media (max-width: 640px) {{ .point {{ grid-template-columns: 1fr; }} main {{ padding: 0.5rem 0.5rem 2rem; }} }}
 </style>
 </head>

@@ -9,6 +9,9 @@
 //! (`overview`) sums up the network; the risk pages (`risk`) read stored rankings. Alerts and
 //! plan pages come with their issues.
 
+// The hand-written OpenAPI document is one `json!` literal, deeper than the default limit.
+#![recursion_limit = "256"]
+
 pub mod auth;
 mod chart;
 mod detail;
@@ -17,6 +20,8 @@ pub mod html;
 pub mod i18n;
 mod login;
 pub mod openapi;
+mod overview;
+mod risk;
 
 mod routes;
 
