@@ -40,7 +40,7 @@ async fn load(risk: &SqliteRisk, today: NaiveDate) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("demo-risk".into())
         .spawn(move || {
-            let _ = tx.send(compute(today));
+            let _ = tx.send(compute(today, SynthParams::default().network_km));
         })
         .context("starting the ranking thread")?;
     let (run, rows) = rx.await.context("the ranking thread ended without an answer")??;
@@ -49,12 +49,12 @@ async fn load(risk: &SqliteRisk, today: NaiveDate) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Generates the synthetic city with breaks up to this year, ranks it as of `today` and
-/// backtests the last full years, as rows for the store.
-pub fn compute(today: NaiveDate) -> anyhow::Result<(RiskRun, Vec<RiskRow>)> {
+/// Generates the synthetic city (about `network_km` of mains) with breaks up to this year,
+/// ranks it as of `today` and backtests the last full years, as rows for the store.
+pub fn compute(today: NaiveDate, network_km: f64) -> anyhow::Result<(RiskRun, Vec<RiskRow>)> {
     // Breaks are drawn to the end of this year; the ranking and the backtest read only those
     // before their as-of dates (`History::before`), so the later ones stay unseen.
-    let city = generate(&SynthParams { last_year: today.year(), ..SynthParams::default() });
+    let city = generate(&SynthParams { last_year: today.year(), network_km, ..SynthParams::default() });
     let history = History::new(&city.register, &city.breaks);
     let builder = FeatureBuilder::new(&city.register, &history);
     let params = RankParams::default();
@@ -126,4 +126,41 @@ pub fn today_in_japan() -> NaiveDate {
 /// Opens the risk tables in the demo's file.
 pub async fn open(db: &Path) -> anyhow::Result<SqliteRisk> {
     SqliteRisk::open(db).await.with_context(|| format!("opening the risk tables in {}", db.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use store::risk::RiskQuery;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_ranked_city_is_saved_once_and_reused() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let (run, rows) = compute(today, 100.0).unwrap();
+        assert_eq!(run.as_of, today);
+        assert!(rows.len() > 500, "{} mains", rows.len());
+        // Ranks run 1..n in order of the score, highest first.
+        assert!(rows.iter().enumerate().all(|(i, r)| r.rank as usize == i + 1));
+        assert!(rows.windows(2).all(|w| w[0].score >= w[1].score));
+        // The model card compares the chosen model with both baselines.
+        let rankers: Vec<&str> = run.backtest.iter().map(|b| b.ranker.as_str()).collect();
+        for name in ["mizumori", "age", "prior-breaks"] {
+            assert!(rankers.contains(&name), "{rankers:?}");
+        }
+        assert_eq!(run.test_years, "2023–2025");
+
+        let dir = tempfile::tempdir().unwrap();
+        let risk = open(&dir.path().join("m.sqlite")).await.unwrap();
+        let id = risk.save_run(&run, &rows).await.unwrap();
+        // A second start finds the run and returns at once instead of ranking again.
+        tokio::time::timeout(Duration::from_secs(5), load(&risk, today)).await.unwrap().unwrap();
+        let latest = risk.latest_run().await.unwrap().unwrap();
+        assert_eq!(latest.id, id, "no second run");
+        let page = risk.rows(id, &RiskQuery { limit: 3, ..Default::default() }).await.unwrap();
+        assert_eq!(page.total as usize, rows.len());
+        assert_eq!(page.rows[..], rows[..3]);
+    }
 }
