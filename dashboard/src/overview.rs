@@ -186,22 +186,19 @@ pub(crate) async fn overview(
     let up = statuses.iter().filter(|s| s.2 == Status::Up).count();
     let degraded = statuses.iter().filter(|s| s.2 == Status::Degraded).count();
     let down = statuses.iter().filter(|s| s.2 == Status::Down).count();
-    // Pumps: a station's `pumps_running` count, and one `pN_running` point per pump.
-    let good_number = |r: &Reading| match r.value {
-        Value::Number(x) if r.quality.is_good() => Some(x),
-        _ => None,
-    };
-    let all: Vec<&Reading> = devices.values().flatten().collect();
-    // `max(0.0)`: an empty f64 sum is -0.0, which would print as "-0".
-    let running: f64 =
-        all.iter().filter(|r| r.point.as_str() == "pumps_running").filter_map(|r| good_number(r)).sum::<f64>().max(0.0);
-    let pumps = all
-        .iter()
+    // Pumps: one `pN_running` point per pump, at water and sewer stations alike (a station's
+    // `pumps_running` count would only cover stations that report one).
+    let pump_points: Vec<&Reading> = devices
+        .values()
+        .flatten()
         .filter(|r| {
             let n = r.point.as_str().strip_prefix('p').and_then(|s| s.strip_suffix("_running"));
             n.is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
         })
-        .count();
+        .collect();
+    let pumps = pump_points.len();
+    let running =
+        pump_points.iter().filter(|r| r.quality.is_good() && matches!(r.value, Value::Number(x) if x > 0.5)).count();
 
     let mut body = format!("<h2>{}</h2><p class=\"meta\">{}</p>", lang.t(Msg::Overview), lang.t(Msg::TimesIn));
     if devices.is_empty() {
@@ -221,7 +218,7 @@ pub(crate) async fn overview(
         format!("{} {down} · {} {degraded}", lang.t(Msg::StatusDown), lang.t(Msg::StatusDegraded)),
     ));
     if pumps > 0 {
-        body.push_str(&kpi(lang.t(Msg::PumpsRunning), format!("{running:.0} / {pumps}"), String::new()));
+        body.push_str(&kpi(lang.t(Msg::PumpsRunning), format!("{running} / {pumps}"), String::new()));
     }
     if let Some(run) = state.risk.latest_run().await? {
         let s = state.risk.summary(run.id, run.as_of.year(), LEGAL_LIFE_YEARS).await?;

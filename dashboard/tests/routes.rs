@@ -43,13 +43,19 @@ async fn devices_lists_latest_values_with_quality() {
 #[tokio::test]
 async fn overview_lists_every_device_with_status_and_draws_one_district_chart() {
     let (state, _dir) = state_with_readings().await;
+    // A pump station with two pumps, one running.
+    let now = chrono::Utc::now();
+    let pump = |p: &str, v: f64| {
+        model::Reading::good(model::DeviceId::new("ps03").unwrap(), model::PointName::new(p).unwrap(), now, v)
+    };
+    state.store.write(&[pump("p1_running", 1.0), pump("p2_running", 0.0)]).await.unwrap();
     let viewer = login(&state, Role::Viewer).await;
     let r = viewer.get(&state, "/?lang=en").await;
     let (status, body) = (r.status, r.body);
     assert_eq!(status, StatusCode::OK);
     // One chart for the districts' inflow, not one per point.
     assert_eq!(body.matches("<svg").count(), 1, "{body}");
-    for device in ["fm01", "ps01", "ps02"] {
+    for device in ["fm01", "ps01", "ps02", "ps03"] {
         assert!(body.contains(&format!("<a href=\"/devices/{device}\">{device}</a>")), "{device} listed and linked");
     }
     // ps02 only has a failed reading: down, said in words; ps01 is up with every point good.
@@ -59,7 +65,8 @@ async fn overview_lists_every_device_with_status_and_draws_one_district_chart() 
     assert!(row("ps01").contains(">Up<"), "{}", row("ps01"));
     // fm01's newest flow reading is good (the comm_fail stretch was in the middle).
     assert!(row("fm01").contains(">Up<"), "{}", row("fm01"));
-    assert!(body.contains("Devices up") && body.contains("2 / 3"), "{body}");
+    assert!(body.contains("Devices up") && body.contains(">3 / 4<"), "{body}");
+    assert!(body.contains("Pumps running") && body.contains(">1 / 2<"), "{body}");
     // The district's inflow now is the mean of the last 10 minutes of good flow readings;
     // there is no reading from yesterday.
     let good: Vec<f64> = (0..120).filter(|i| !(40..70).contains(i)).map(|i| 100.0 + (i as f64).sin()).collect();
