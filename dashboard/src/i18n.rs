@@ -161,6 +161,7 @@ catalogue! {
     BackToOverview => "Back to the overview", "概要に戻る";
     RiskRanking => "Risk ranking", "リスク評価";
     RiskMatrix => "LoF × CoF matrix", "LoF × CoF マトリクス";
+    MatrixAsTable => "The matrix as a table (each cell lists its mains)", "マトリクスを表で見る（各マスの管路一覧へ）";
     ModelCard => "Model card", "モデルカード";
     NoRanking => "No risk ranking stored yet. The demo ranks its synthetic city in the background; reload in a minute.", "リスク評価はまだありません。デモでは架空の都市の評価をバックグラウンドで計算しています。1分ほどで再読み込みしてください。";
     AsOf => "As of", "基準日";

@@ -39,6 +39,9 @@ pub fn spec() -> Value {
         {"name": "dmin", "in": "query", "description": "Smallest diameter, mm.", "schema": {"type": "number", "minimum": 0, "maximum": 5000}},
         {"name": "dmax", "in": "query", "description": "Largest diameter, mm.", "schema": {"type": "number", "minimum": 0, "maximum": 5000}},
         {"name": "grade", "in": "query", "schema": {"$ref": "#/components/schemas/RiskGrade"}},
+        {"name": "district", "in": "query", "description": "A district of the ranking; empty for all.", "schema": {"type": "string"}},
+        {"name": "lof", "in": "query", "description": "One row of the matrix: the LoF grade.", "schema": {"type": "integer", "minimum": 1, "maximum": 5}},
+        {"name": "cof", "in": "query", "description": "One column of the matrix: the CoF grade.", "schema": {"type": "integer", "minimum": 1, "maximum": 5}},
         {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["rank", "asset_id", "material", "diameter", "length", "install_year", "prior_breaks", "expected_breaks", "probability", "risk"], "default": "rank"}},
         {"name": "dir", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"}},
         {"name": "page", "in": "query", "description": "1-based; 50 mains a page.", "schema": {"type": "integer", "minimum": 1, "default": 1}}

@@ -39,6 +39,9 @@ pub(crate) struct TableParams {
     dmin: Option<String>,
     dmax: Option<String>,
     grade: Option<String>,
+    district: Option<String>,
+    lof: Option<String>,
+    cof: Option<String>,
     sort: Option<String>,
     dir: Option<String>,
     page: Option<String>,
@@ -65,9 +68,23 @@ fn some(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.is_empty())
 }
 
+/// What a filter may choose from: the run's own material codes and districts.
+#[derive(Debug, Default)]
+pub(crate) struct Choices {
+    pub materials: Vec<String>,
+    pub districts: Vec<String>,
+}
+
+impl Choices {
+    async fn of(state: &AppState, run: i64) -> Result<Choices, AppError> {
+        Ok(Choices { materials: state.risk.materials(run).await?, districts: state.risk.districts(run).await? })
+    }
+}
+
 impl TableParams {
-    /// Checks the parameters; `materials` are the codes of the run (the only ones allowed).
-    pub(crate) fn check(&self, materials: &[String], lang: Lang) -> Result<Table, AppError> {
+    /// Checks the parameters against the run's `choices`.
+    pub(crate) fn check(&self, choices: &Choices, lang: Lang) -> Result<Table, AppError> {
+        let materials = &choices.materials;
         let material = match some(&self.material) {
             None => None,
             Some(m) if materials.iter().any(|k| k == m) => Some(m.to_owned()),
@@ -113,6 +130,32 @@ impl TableParams {
                 )
             })?),
         };
+        let district = match some(&self.district) {
+            None => None,
+            Some(d) if choices.districts.iter().any(|k| k == d) => Some(d.to_owned()),
+            Some(d) => {
+                return Err(bad(
+                    lang,
+                    format!("district={d:?}: not a district of this ranking"),
+                    format!("district={d:?}: この評価にない配水区です"),
+                ));
+            }
+        };
+        let grade_1_5 = |name: &str, v: Option<&str>| -> Result<Option<u8>, AppError> {
+            match v {
+                None => Ok(None),
+                Some(s) => match s.parse::<u8>() {
+                    Ok(g) if (1..=5).contains(&g) => Ok(Some(g)),
+                    _ => Err(bad(
+                        lang,
+                        format!("{name}={s:?}: a grade from 1 to 5"),
+                        format!("{name}={s:?}: 1〜5 の等級で指定してください"),
+                    )),
+                },
+            }
+        };
+        let lof = grade_1_5("lof", some(&self.lof))?;
+        let cof = grade_1_5("cof", some(&self.cof))?;
         let sort = match some(&self.sort) {
             None => RiskSort::Rank,
             Some(s) => RiskSort::parse(s).ok_or_else(|| {
@@ -157,7 +200,9 @@ impl TableParams {
                     diameter_min_mm: dmin,
                     diameter_max_mm: dmax,
                     risk_grade: grade,
-                    district: None,
+                    district,
+                    lof_grade: lof,
+                    cof_grade: cof,
                 },
                 sort,
                 descending,
@@ -185,6 +230,16 @@ fn table_query(t: &Table, sort: RiskSort, descending: bool, page: u64) -> String
     }
     if let Some(g) = f.risk_grade {
         let _ = write!(q, "&grade={g}");
+    }
+    // District names come from the register: percent-encode them for the URL.
+    if let Some(d) = &f.district {
+        let _ = write!(q, "&district={}", escape(&crate::error::percent_encode(d)));
+    }
+    if let Some(g) = f.lof_grade {
+        let _ = write!(q, "&lof={g}");
+    }
+    if let Some(g) = f.cof_grade {
+        let _ = write!(q, "&cof={g}");
     }
     q
 }
@@ -275,6 +330,38 @@ fn draw_matrix(
     Ok(())
 }
 
+/// The matrix again as a table: the accessible twin of the chart, and each cell a link to its
+/// mains (with the other filters kept).
+fn matrix_table(lang: Lang, t: &Table, cells: &[MatrixCell]) -> String {
+    let mut s = format!(
+        "<details><summary class=\"button\">{}</summary><div class=\"scroll\"><table class=\"matrix\"><tr><th scope=\"col\">LoF \\ CoF</th>",
+        lang.t(Msg::MatrixAsTable)
+    );
+    for cof in 1..=5 {
+        let _ = write!(s, "<th scope=\"col\">{cof}</th>");
+    }
+    s.push_str("</tr>");
+    for lof in (1..=5u8).rev() {
+        let _ = write!(s, "<tr><th scope=\"row\">{lof}</th>");
+        for cof in 1..=5u8 {
+            let (n, km) =
+                cells.iter().find(|c| c.lof_grade == lof && c.cof_grade == cof).map_or((0, 0.0), |c| (c.mains, c.km));
+            let mut cell = t.clone();
+            cell.query.filter.lof_grade = Some(lof);
+            cell.query.filter.cof_grade = Some(cof);
+            let _ = write!(
+                s,
+                "<td class=\"num\"><a href=\"/risk?{q}\">{n}{unit}<br><small>{km:.1} km</small></a></td>",
+                q = table_query(&cell, t.query.sort, t.query.descending, 1),
+                unit = lang.t(Msg::MainsUnit),
+            );
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</table></div></details>");
+    s
+}
+
 /// The newest run, or a page that says there is none yet.
 async fn latest(state: &AppState) -> Result<Option<RiskRun>, AppError> {
     Ok(state.risk.latest_run().await?)
@@ -314,16 +401,18 @@ pub(crate) async fn table_page(
     let mut body = format!("<h2>{title}</h2>");
     let Some(run) = latest(&state).await? else {
         // Still check the parameters, so a bad link is a 400 whether or not a run exists.
-        params.check(&[], lang).map(|_| ()).or_else(|e| if params.material.is_some() { Ok(()) } else { Err(e) })?;
+        // Materials and districts cannot be checked without a run; the rest can.
+        let open = TableParams { material: None, district: None, ..params };
+        open.check(&Choices::default(), lang)?;
         body.push_str(&no_run(lang));
         return Ok(Html(page(&frame, &body)));
     };
-    let materials = state.risk.materials(run.id).await?;
-    let t = params.check(&materials, lang)?;
+    let choices = Choices::of(&state, run.id).await?;
+    let t = params.check(&choices, lang)?;
     let result = state.risk.rows(run.id, &t.query).await?;
     let cells = state.risk.matrix(run.id, &t.query.filter).await?;
     body.push_str(&run_line(lang, &run));
-    body.push_str(&filter_form(lang, &t, &materials));
+    body.push_str(&filter_form(lang, &t, &choices));
     let _ = write!(
         body,
         "<h3>{m}</h3><figure role=\"img\" aria-label=\"{m}\"><div class=\"svgbox\">{svg}</div></figure><p class=\"meta\">{legend}</p>",
@@ -331,6 +420,7 @@ pub(crate) async fn table_page(
         svg = matrix_svg(&cells, lang, 360),
         legend = RiskLevel::ALL.iter().map(|g| grade_badge(lang, *g)).collect::<Vec<_>>().join(" "),
     );
+    body.push_str(&matrix_table(lang, &t, &cells));
     let pages = result.total.div_ceil(PAGE_SIZE).max(1);
     let _ = write!(
         body,
@@ -353,8 +443,9 @@ pub(crate) async fn table_page(
     Ok(Html(page(&frame, &body)))
 }
 
-fn filter_form(lang: Lang, t: &Table, materials: &[String]) -> String {
+fn filter_form(lang: Lang, t: &Table, choices: &Choices) -> String {
     let f = &t.query.filter;
+    let materials = &choices.materials;
     let mut form = format!(
         "<form method=\"get\" action=\"/risk\" class=\"filters\"><div><label for=\"material\">{m_l}</label>\
          <select id=\"material\" name=\"material\"><option value=\"\">{all}</option>",
@@ -381,9 +472,28 @@ fn filter_form(lang: Lang, t: &Table, materials: &[String]) -> String {
         let sel = if f.risk_grade == Some(*g) { " selected" } else { "" };
         let _ = write!(form, "<option value=\"{g}\"{sel}>{}</option>", lang.t(grade_msg(*g)));
     }
+    if !choices.districts.is_empty() {
+        let _ = write!(
+            form,
+            "</select></div><div><label for=\"district\">{d_l}</label><select id=\"district\" name=\"district\"><option value=\"\">{all}</option>",
+            d_l = lang.t(Msg::District),
+            all = lang.t(Msg::All),
+        );
+        for d in &choices.districts {
+            let sel = if f.district.as_deref() == Some(d) { " selected" } else { "" };
+            let _ = write!(form, "<option value=\"{d}\"{sel}>{d}</option>", d = escape(d));
+        }
+    }
+    // A matrix cell chosen by a link stays chosen when the form is sent again.
+    let mut cell = String::new();
+    for (name, v) in [("lof", f.lof_grade), ("cof", f.cof_grade)] {
+        if let Some(g) = v {
+            let _ = write!(cell, "<input type=\"hidden\" name=\"{name}\" value=\"{g}\">");
+        }
+    }
     let _ = write!(
         form,
-        "</select></div><input type=\"hidden\" name=\"sort\" value=\"{s}\"><input type=\"hidden\" name=\"dir\" value=\"{d}\">\
+        "</select></div>{cell}<input type=\"hidden\" name=\"sort\" value=\"{s}\"><input type=\"hidden\" name=\"dir\" value=\"{d}\">\
          <div><button type=\"submit\" class=\"button\">{show}</button></div></form>",
         s = t.query.sort.as_str(),
         d = if t.query.descending { "desc" } else { "asc" },
@@ -619,8 +729,8 @@ pub(crate) async fn table_json(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let Query(params) = query?;
     let run = latest(&state).await?.ok_or_else(|| AppError::NotFound("risk ranking: none stored yet".into()))?;
-    let materials = state.risk.materials(run.id).await?;
-    let t = params.check(&materials, lang)?;
+    let choices = Choices::of(&state, run.id).await?;
+    let t = params.check(&choices, lang)?;
     let result = state.risk.rows(run.id, &t.query).await?;
     let cells = state.risk.matrix(run.id, &t.query.filter).await?;
     Ok(Json(json!({
@@ -663,8 +773,8 @@ pub(crate) async fn table_csv(
 ) -> Result<Response, AppError> {
     let Query(params) = query?;
     let run = latest(&state).await?.ok_or_else(|| AppError::NotFound("risk ranking: none stored yet".into()))?;
-    let materials = state.risk.materials(run.id).await?;
-    let mut t = params.check(&materials, lang)?;
+    let choices = Choices::of(&state, run.id).await?;
+    let mut t = params.check(&choices, lang)?;
     t.query.offset = 0;
     // A city register has tens of thousands of mains at most; a million is a safe cap.
     t.query.limit = 1_000_000;
@@ -718,9 +828,13 @@ mod tests {
         serde_urlencoded::from_str(&q).unwrap()
     }
 
+    fn choices() -> Choices {
+        Choices { materials: vec!["CI".into(), "DI-K".into()], districts: vec!["Z1".into()] }
+    }
+
     #[track_caller]
     fn refused(pairs: &[(&str, &str)], needle: &str) {
-        match params(pairs).check(&["CI".into(), "DI-K".into()], Lang::En) {
+        match params(pairs).check(&choices(), Lang::En) {
             Err(AppError::BadRequest(m)) => assert!(m.contains(needle), "{m}"),
             other => panic!("{other:?}"),
         }
@@ -736,7 +850,7 @@ mod tests {
             ("dir", "desc"),
             ("page", "3"),
         ])
-        .check(&["CI".into(), "DI-K".into()], Lang::En)
+        .check(&choices(), Lang::En)
         .unwrap();
         assert_eq!(t.page, 3);
         assert_eq!(t.query.offset, 2 * PAGE_SIZE);
@@ -745,7 +859,7 @@ mod tests {
         assert_eq!(t.query.filter.material.as_deref(), Some("DI-K"));
         assert_eq!(t.query.filter.risk_grade, Some(RiskLevel::High));
         // Empty form fields mean "any".
-        let t = params(&[("material", ""), ("dmin", ""), ("grade", "")]).check(&[], Lang::En).unwrap();
+        let t = params(&[("material", ""), ("dmin", ""), ("grade", "")]).check(&Choices::default(), Lang::En).unwrap();
         assert_eq!(t.query.filter, RiskFilter::default());
 
         refused(&[("page", "-1")], "page=");
@@ -758,6 +872,12 @@ mod tests {
         refused(&[("dmin", "-5")], "diameter");
         refused(&[("dmax", "NaN")], "diameter");
         refused(&[("dmin", "300"), ("dmax", "100")], "above");
+        refused(&[("district", "Z9")], "not a district");
+        refused(&[("lof", "6")], "lof=");
+        refused(&[("cof", "0")], "cof=");
+        let t = params(&[("district", "Z1"), ("lof", "5"), ("cof", "2")]).check(&choices(), Lang::En).unwrap();
+        assert_eq!((t.query.filter.lof_grade, t.query.filter.cof_grade), (Some(5), Some(2)));
+        assert_eq!(t.query.filter.district.as_deref(), Some("Z1"));
     }
 
     #[test]

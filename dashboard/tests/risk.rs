@@ -78,6 +78,19 @@ async fn risk_table_pages_sorts_and_filters() {
     let in_matrix: u64 = j["matrix"].as_array().unwrap().iter().map(|c| c["mains"].as_u64().unwrap()).sum();
     assert_eq!(in_matrix, expected as u64);
 
+    // A matrix cell's link lists that cell's mains, and the table says how many.
+    let r = viewer.get(&state, "/risk?lang=en").await;
+    let link =
+        r.body.split("<a href=\"/risk?").find(|l| l.split('"').next().unwrap().ends_with("&lof=5&cof=1")).unwrap();
+    let query = link.split('"').next().unwrap();
+    let j = json(&viewer.get(&state, &format!("/api/risk?{query}")).await.body);
+    let expected = (1..=MAINS).filter(|k| (5 - (k - 1) * 5 / MAINS) == 5 && k % 5 == 0).count();
+    assert_eq!(j["total"], expected, "{query}");
+    assert!(j["rows"].as_array().unwrap().iter().all(|r| r["lof_grade"] == 5 && r["cof_grade"] == 1));
+    let j = json(&viewer.get(&state, "/api/risk?district=Z1&lof=1").await.body);
+    assert!(j["total"].as_u64().unwrap() > 0);
+    assert!(j["rows"].as_array().unwrap().iter().all(|r| r["district"] == "Z1" && r["lof_grade"] == 1));
+
     let j = json(&viewer.get(&state, "/api/risk?grade=extreme").await.body);
     assert!(j["total"].as_u64().unwrap() > 0);
     assert!(j["rows"].as_array().unwrap().iter().all(|r| r["risk_grade"] == "extreme"));
@@ -104,6 +117,8 @@ async fn bad_risk_parameters_are_400_and_unknown_mains_404() {
         ("/risk?material=CI%27%20OR%20%271%27%3D%271", "not a material"),
         ("/risk?dmin=abc", "dmin="),
         ("/risk?dmin=300&dmax=100", "above"),
+        ("/risk?district=Z1%27--", "not a district"),
+        ("/risk?lof=9", "lof="),
         ("/api/risk?page=-1", "page="),
         ("/api/risk?sort=bogus", "sort by one of"),
         ("/risk.csv?material=%22%3B--", "not a material"),

@@ -248,6 +248,9 @@ pub struct RiskFilter {
     pub diameter_max_mm: Option<f64>,
     pub risk_grade: Option<RiskLevel>,
     pub district: Option<String>,
+    /// One cell of the matrix: the LoF and CoF grades.
+    pub lof_grade: Option<u8>,
+    pub cof_grade: Option<u8>,
 }
 
 /// A page of a filtered, sorted risk table.
@@ -308,6 +311,9 @@ pub trait RiskStore: Send + Sync {
 
     /// The material codes of a run, sorted, for a filter's choices.
     async fn materials(&self, run: i64) -> Result<Vec<String>, StoreError>;
+
+    /// The districts of a run, sorted.
+    async fn districts(&self, run: i64) -> Result<Vec<String>, StoreError>;
 
     /// Mains, km, and km laid at least `years` years before `year`.
     async fn summary(&self, run: i64, year: i32, years: i32) -> Result<RegisterSummary, StoreError>;
@@ -381,6 +387,14 @@ fn where_clause(run: i64, f: &RiskFilter) -> (String, Vec<rusqlite::types::Value
     if let Some(d) = &f.district {
         sql.push_str(" AND district = ?");
         values.push(V::Text(d.clone()));
+    }
+    if let Some(g) = f.lof_grade {
+        sql.push_str(" AND lof_grade = ?");
+        values.push(V::Integer(i64::from(g)));
+    }
+    if let Some(g) = f.cof_grade {
+        sql.push_str(" AND cof_grade = ?");
+        values.push(V::Integer(i64::from(g)));
     }
     (sql, values)
 }
@@ -595,6 +609,17 @@ impl RiskStore for SqliteRisk {
     async fn materials(&self, run: i64) -> Result<Vec<String>, StoreError> {
         self.call(move |c| {
             let mut stmt = c.prepare("SELECT DISTINCT material FROM risk_pipe WHERE run = ?1 ORDER BY material")?;
+            let v = stmt.query_map(params![run], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn districts(&self, run: i64) -> Result<Vec<String>, StoreError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT district FROM risk_pipe WHERE run = ?1 AND district IS NOT NULL ORDER BY district",
+            )?;
             let v = stmt.query_map(params![run], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
             Ok(v)
         })

@@ -117,7 +117,12 @@ async fn a_run_round_trips_and_queries_filter_sort_and_page() {
     assert_eq!(cell.mains, 1);
     assert!((cell.km - 0.3).abs() < 1e-9);
 
+    let cell = RiskFilter { lof_grade: Some(3), cof_grade: Some(4), ..Default::default() };
+    let page = again.rows(id, &RiskQuery { filter: cell, limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(page.rows.iter().map(|r| r.rank).collect::<Vec<_>>(), [3]);
+
     assert_eq!(again.materials(id).await.unwrap(), ["AC", "CI", "PVC"]);
+    assert_eq!(again.districts(id).await.unwrap(), ["dma01"]);
     // As of 2026, mains of 1960 and 1970 are past 40 years: 0.1 + 0.2 of 1.0 km.
     let s = again.summary(id, 2026, 40).await.unwrap();
     assert_eq!(s.mains, 4);
