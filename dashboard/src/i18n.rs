@@ -197,6 +197,7 @@ catalogue! {
     GradeHigh => "High", "高";
     GradeExtreme => "Extreme", "極大";
     Ranker => "Ranking", "順位付け";
+    CaptureChart => "Breaks caught in the top 1, 5 and 10 % of network length", "管路延長の上位 1・5・10% で捉えた破損の割合";
     RankerChosen => "Mizumori (model chosen each year)", "水守（年ごとに選んだモデル）";
     RankerAge => "Baseline: rank by age", "基準: 経過年数順";
     RankerPriorBreaks => "Baseline: rank by past breaks", "基準: 既往破損順";

@@ -690,8 +690,9 @@ pub(crate) async fn model_page(
     );
     let _ = write!(
         body,
-        "<div class=\"scroll\"><table class=\"model\"><thead><tr><th scope=\"col\">{r}</th><th scope=\"col\">capture@1%</th>\
-         <th scope=\"col\">capture@5%</th><th scope=\"col\">capture@10%</th><th scope=\"col\">AUC</th></tr></thead><tbody>",
+        "<div class=\"scroll\"><table class=\"model\"><thead><tr><th scope=\"col\" rowspan=\"2\">{r}</th>\
+         <th scope=\"colgroup\" colspan=\"3\">capture@k%</th><th scope=\"col\" rowspan=\"2\">AUC</th></tr>\
+         <tr><th scope=\"col\">1%</th><th scope=\"col\">5%</th><th scope=\"col\">10%</th></tr></thead><tbody>",
         r = lang.t(Msg::Ranker),
     );
     for b in &run.backtest {
@@ -711,7 +712,63 @@ pub(crate) async fn model_page(
         );
     }
     let _ = write!(body, "</tbody></table></div><p class=\"meta\">{}</p>", lang.t(Msg::CaptureExplained));
+    let _ = write!(
+        body,
+        "<h3>{t}</h3><figure role=\"img\" aria-label=\"{t}\"><div class=\"svgbox\">{svg}</div></figure>",
+        t = lang.t(Msg::CaptureChart),
+        svg = capture_svg(&run.backtest, lang, 360),
+    );
     Ok(Html(page(&Frame { lang, title, user: Some(&user), here, refresh_s: None }, &body)))
+}
+
+/// capture@1/5/10 % as grouped bars, one group per ranker (the chosen model and the two
+/// baselines; the other families are in the table), labelled with their values.
+pub(crate) fn capture_svg(figures: &[store::risk::BacktestFigure], lang: Lang, width: u32) -> String {
+    let mut svg = String::new();
+    if let Err(e) = draw_capture(&mut svg, figures, lang, width) {
+        tracing::warn!(error = %e, "capture chart could not be drawn");
+        svg.clear();
+    }
+    svg
+}
+
+fn draw_capture(
+    svg: &mut String,
+    figures: &[store::risk::BacktestFigure],
+    lang: Lang,
+    width: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let shown: Vec<_> =
+        figures.iter().filter(|f| matches!(f.ranker.as_str(), "mizumori" | "age" | "prior-breaks")).collect();
+    let row_h = 26i32;
+    let label_h = 18i32;
+    let group_h = label_h + 3 * row_h + 10;
+    let height = (group_h * shown.len() as i32 + 8).max(40) as u32;
+    let root = SVGBackend::with_string(svg, (width, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let font = ("sans-serif", 16).into_font().color(&BLACK);
+    let left = 44i32;
+    let bar_w = (width as i32 - left - 64).max(40);
+    let colours = [RGBColor(120, 160, 210), RGBColor(31, 95, 168), RGBColor(11, 61, 102)];
+    for (g, f) in shown.iter().enumerate() {
+        let y0 = 4 + g as i32 * group_h;
+        let name = match f.ranker.as_str() {
+            "mizumori" => lang.t(Msg::RankerChosen),
+            "age" => lang.t(Msg::RankerAge),
+            _ => lang.t(Msg::RankerPriorBreaks),
+        };
+        root.draw(&Text::new(name.to_owned(), (2, y0), font.clone()))?;
+        for (k, (label, v)) in ["1%", "5%", "10%"].iter().zip(f.capture).enumerate() {
+            let y = y0 + label_h + k as i32 * row_h;
+            let w = ((v.clamp(0.0, 1.0)) * f64::from(bar_w)).round() as i32;
+            root.draw(&Text::new((*label).to_owned(), (2, y + 4), font.clone()))?;
+            root.draw(&Rectangle::new([(left, y), (left + w.max(1), y + row_h - 6)], colours[k].filled()))?;
+            root.draw(&Text::new(format!("{:.1}%", v * 100.0), (left + w + 4, y + 4), font.clone()))?;
+        }
+    }
+    root.present()?;
+    drop(root);
+    Ok(())
 }
 
 fn run_json(run: &RiskRun) -> serde_json::Value {

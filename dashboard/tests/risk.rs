@@ -166,6 +166,11 @@ async fn model_card_compares_the_model_with_both_baselines() {
     {
         assert!(r.body.contains(needle), "{needle} in {}", r.body);
     }
+    // The chart draws the chosen model and both baselines, each bar labelled with its value.
+    let svg = r.body.split("<svg").nth(1).unwrap();
+    for v in ["7.1%", "28.3%", "48.0%", "4.8%", "18.5%", "35.9%", "4.7%", "25.0%", "39.2%"] {
+        assert!(svg.contains(&format!("\n{v}\n")), "{v} labelled in the chart");
+    }
     let j = json(&viewer.get(&state, "/api/model").await.body);
     let rankers: Vec<&str> = j["backtest"].as_array().unwrap().iter().map(|b| b["ranker"].as_str().unwrap()).collect();
     assert_eq!(rankers, ["mizumori", "age", "prior-breaks"]);
