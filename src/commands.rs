@@ -43,8 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Readings { store, device, point, since, format, limit } => {
                 readings(&store, &device, &point, since, format, limit).await
             }
-            // CPU-bound and short: it runs on this thread, nothing else is on the runtime.
-            Command::Risk { command } => crate::risk::run(command),
+            // CPU-bound: it runs on this thread, nothing else is on the runtime.
+            Command::Risk { command } => crate::risk::run(command).await,
         }
     })
 }

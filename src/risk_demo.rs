@@ -1,4 +1,4 @@
-//! The demo's pipe risk: the synthetic Chitose-like city ranked as of today, with a short
+//! The demo's pipe risk, and rankings as the store keeps them: the synthetic Chitose-like city ranked as of today, with a short
 //! backtest for the model card, saved once into the demo's SQLite file.
 //!
 //! Ranking 650 km of mains takes seconds to a minute, so it runs on a thread of its own after
@@ -8,11 +8,12 @@
 //! for a model fit. The run is saved in one transaction, so an interrupted demo leaves no half
 //! run and the next start computes it again; a saved run is reused on every later start.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
-use analytics::backtest::{backtest, means};
+use analytics::backtest::{BacktestRow, backtest, means};
 use analytics::synth::{SynthParams, generate};
-use analytics::{FeatureBuilder, History, RankParams};
+use analytics::{FeatureBuilder, History, RankParams, Ranking};
 use anyhow::Context;
 use chrono::{Datelike, NaiveDate, Utc};
 use store::risk::{BacktestFigure, RiskLevel, RiskRow, RiskRun};
@@ -20,7 +21,7 @@ use store::{RiskStore, SqliteRisk};
 use tracing::{info, warn};
 
 /// Test years of the model card's backtest: the last three full years.
-const BACKTEST_YEARS: i32 = 3;
+pub const BACKTEST_YEARS: i32 = 3;
 
 /// Loads the risk data in the background unless the file has a run already.
 pub fn spawn(risk: SqliteRisk, today: NaiveDate) -> tokio::task::JoinHandle<()> {
@@ -60,9 +61,20 @@ pub fn compute(today: NaiveDate, network_km: f64) -> anyhow::Result<(RiskRun, Ve
     let params = RankParams::default();
     let ranking = analytics::rank(&builder, today, &params).context("ranking the synthetic city")?;
     let years = (today.year() - BACKTEST_YEARS)..=(today.year() - 1);
-    let test_years = format!("{}–{}", years.start(), years.end());
-    let backtest_rows = backtest(&builder, years, &params).context("backtesting on the synthetic city")?;
-    let figures = means(&backtest_rows)
+    let backtest_rows = backtest(&builder, years.clone(), &params).context("backtesting on the synthetic city")?;
+    // The synthetic city has no geometry.
+    Ok(for_store(&builder, &ranking, &backtest_rows, years))
+}
+
+/// A ranking and its backtest as the store keeps them: the run with the backtest's means per
+/// ranker, and a row per main in rank order.
+pub fn for_store(
+    builder: &FeatureBuilder,
+    ranking: &Ranking,
+    backtest_rows: &[BacktestRow],
+    years: RangeInclusive<i32>,
+) -> (RiskRun, Vec<RiskRow>) {
+    let figures = means(backtest_rows)
         .into_iter()
         .map(|(ranker, capture, auc)| {
             // The chosen family can differ from year to year; name each once.
@@ -75,7 +87,7 @@ pub fn compute(today: NaiveDate, network_km: f64) -> anyhow::Result<(RiskRun, Ve
             BacktestFigure { detail: detail.join(", "), ranker, capture, auc }
         })
         .collect();
-    let pipes = city.register.pipes();
+    let pipes = builder.register().pipes();
     let rows = ranking
         .rows
         .iter()
@@ -91,7 +103,7 @@ pub fn compute(today: NaiveDate, network_km: f64) -> anyhow::Result<(RiskRun, Ve
                 length_m: p.length_m,
                 install_year: p.installed.map(|d| d.year()),
                 district: p.pressure_zone.clone(),
-                prior_breaks: u32::try_from(history.before(r.pipe, today).len()).unwrap_or(u32::MAX),
+                prior_breaks: u32::try_from(builder.history().before(r.pipe, ranking.as_of).len()).unwrap_or(u32::MAX),
                 expected_breaks: r.expected_breaks,
                 probability: r.probability,
                 score: r.score,
@@ -99,7 +111,7 @@ pub fn compute(today: NaiveDate, network_km: f64) -> anyhow::Result<(RiskRun, Ve
                 cof_grade: r.cof_grade,
                 risk_grade: r.risk_grade.name().parse::<RiskLevel>().expect("the same five grade names"),
                 explanation: r.explanation.clone(),
-                // The synthetic city has no geometry.
+                // The register types carry no geometry yet.
                 x: None,
                 y: None,
             }
@@ -107,14 +119,14 @@ pub fn compute(today: NaiveDate, network_km: f64) -> anyhow::Result<(RiskRun, Ve
         .collect();
     let run = RiskRun {
         id: 0,
-        as_of: today,
+        as_of: ranking.as_of,
         model: ranking.selection.chosen.to_string(),
         selection: ranking.selection.describe(),
-        test_years,
+        test_years: format!("{}–{}", years.start(), years.end()),
         created: Utc::now(),
         backtest: figures,
     };
-    Ok((run, rows))
+    (run, rows)
 }
 
 /// Today's date in Japan, where the utility's day begins.
