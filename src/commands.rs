@@ -48,8 +48,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Readings { store, device, point, since, format, limit } => {
                 readings(&store, &device, &point, since, format, limit).await
             }
-            // CPU-bound and short: it runs on this thread, nothing else is on the runtime.
-            Command::Risk { command } => crate::risk::run(command),
+            // CPU-bound: it runs on this thread, nothing else is on the runtime.
+            Command::Risk { command } => crate::risk::run(command).await,
         }
     })
 }
@@ -87,6 +87,8 @@ async fn demo(
     );
     let accounts = crate::user::open(&db).await?;
     let demo_password = crate::user::demo_users(&accounts, demo_password).await?;
+    let risk = crate::risk_demo::open(&db).await?;
+    let districts = crate::districts::of_scenario(&sensor_sim::Scenario::demo()?);
 
     let simulation = Simulation::demo(SimOptions { seed, ..SimOptions::default() })?;
     let listeners = simulation.bind(modbus).await?;
@@ -118,7 +120,11 @@ async fn demo(
         Some(alerting),
         cancel.clone(),
     ));
-    let state = dashboard::AppState::new(store.clone()).with_units(&devices).with_accounts(accounts);
+    let state = dashboard::AppState::new(store.clone())
+        .with_units(&devices)
+        .with_accounts(accounts)
+        .with_risk(Arc::new(risk.clone()))
+        .with_districts(districts);
     let router = dashboard::app(state).merge(metrics_router(metrics));
     let shutdown = cancel.clone();
     let http_task = tokio::spawn(async move {
@@ -133,6 +139,8 @@ async fn demo(
     println!("  password:         {demo_password}");
     println!("  simulated Modbus: {sim_summary}");
     println!("Press Ctrl-C to stop.");
+    // After the URL: ranking the synthetic city takes a while, and the pages work without it.
+    crate::risk_demo::spawn(risk, crate::risk_demo::today_in_japan());
 
     cancel.cancelled().await;
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -255,7 +263,13 @@ async fn serve(
     let listener = bind(http, "dashboard").await?;
     println!("Dashboard on http://{}/ (Ctrl-C to stop).", listener.local_addr()?);
     let cancel = shutdown::on_signal();
-    let state = dashboard::AppState::new(store).with_units(&devices).with_accounts(accounts).with_auth(auth);
+    // Risk rankings live beside the accounts: in the embedded file, or a file of their own.
+    let risk = crate::risk_demo::open(accounts_path).await?;
+    let state = dashboard::AppState::new(store)
+        .with_units(&devices)
+        .with_accounts(accounts)
+        .with_risk(Arc::new(risk))
+        .with_auth(auth);
     dashboard::serve(listener, state, cancel).await?;
     Ok(())
 }

@@ -4,8 +4,10 @@
 mod alerts;
 pub mod cli;
 mod commands;
+mod districts;
 pub mod logging;
 mod risk;
+mod risk_demo;
 mod shutdown;
 mod user;
 

@@ -24,6 +24,13 @@ pub enum RiskCommand {
         /// Where to write the ranking (CSV).
         #[arg(long)]
         out: PathBuf,
+        /// Also save the ranking, with a backtest of the three years before for the model
+        /// card, where the dashboard reads it: a store URL (`sqlite://PATH`).
+        #[arg(long)]
+        store: Option<String>,
+        /// With an InfluxDB store: the SQLite file that holds the accounts and rankings.
+        #[arg(long)]
+        accounts: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -118,12 +125,20 @@ fn load(input: &Input) -> anyhow::Result<(Register, History)> {
     Ok((register, history))
 }
 
-pub fn run(command: RiskCommand) -> anyhow::Result<()> {
+/// Runs a `risk` command. The work is CPU-bound and runs on the caller's thread (nothing else
+/// is on the runtime); only saving to the store awaits.
+pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
     match command {
-        RiskCommand::Rank { input, as_of, out, model } => {
+        RiskCommand::Rank { input, as_of, out, model, store, accounts } => {
+            // Check where to save before minutes of work, so a typo fails at once.
+            let save_to = match (&store, &accounts) {
+                (None, None) => None,
+                _ => Some(crate::user::accounts_path(store.as_deref(), accounts.as_deref())?),
+            };
             let (register, history) = load(&input)?;
             let builder = FeatureBuilder::new(&register, &history);
-            let ranking = analytics::rank(&builder, as_of, &model.params()?)?;
+            let params = model.params()?;
+            let ranking = analytics::rank(&builder, as_of, &params)?;
             write_ranking_csv(&out, &ranking, &builder)?;
             println!(
                 "{} mains in service on {as_of} ranked with {}; written to {}",
@@ -131,6 +146,15 @@ pub fn run(command: RiskCommand) -> anyhow::Result<()> {
                 ranking.selection.describe(),
                 out.display()
             );
+            if let Some(path) = save_to {
+                use chrono::Datelike;
+                let years = (as_of.year() - crate::risk_demo::BACKTEST_YEARS)..=(as_of.year() - 1);
+                let rows = backtest(&builder, years.clone(), &params)?;
+                let (run, rows) = crate::risk_demo::for_store(&builder, &ranking, &rows, years);
+                let risk = crate::risk_demo::open(&path).await?;
+                let id = store::RiskStore::save_run(&risk, &run, &rows).await?;
+                println!("saved as ranking run {id} in {} (the dashboard shows the newest run)", path.display());
+            }
         }
         RiskCommand::Backtest { input, from, to, out, model } => {
             anyhow::ensure!(from <= to, "--from {from} is after --to {to}");

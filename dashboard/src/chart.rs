@@ -161,6 +161,96 @@ fn draw(
     Ok(())
 }
 
+/// Line colours of multi-line charts: distinct hues, dark enough on white. The page names
+/// each line in text beside a swatch of its colour.
+const PALETTE: [(u8, u8, u8); 12] = [
+    (31, 95, 168),
+    (214, 96, 0),
+    (44, 140, 60),
+    (190, 30, 45),
+    (120, 80, 170),
+    (140, 86, 75),
+    (210, 80, 160),
+    (90, 90, 90),
+    (150, 150, 0),
+    (0, 150, 170),
+    (20, 40, 110),
+    (230, 150, 30),
+];
+
+/// The colour of the `i`-th line of a multi-line chart.
+pub fn palette(i: usize) -> (u8, u8, u8) {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Several series as lines of window means (min-max bands of a dozen lines would hide each
+/// other), broken where a series has a gap, on one time axis.
+pub fn lines_svg(
+    series: &[(String, Vec<Window>)],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    window_ms: i64,
+    size: (u32, u32),
+) -> String {
+    let mut svg = String::new();
+    if let Err(e) = draw_lines(&mut svg, series, from, to, window_ms, size) {
+        tracing::warn!(error = %e, "chart could not be drawn");
+        svg.clear();
+    }
+    svg
+}
+
+fn draw_lines(
+    svg: &mut String,
+    series: &[(String, Vec<Window>)],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    window_ms: i64,
+    size: (u32, u32),
+) -> Result<(), Box<dyn std::error::Error>> {
+    let zone = jst();
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|(_, ws)| ws)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), w| (lo.min(w.mean), hi.max(w.mean)));
+    let (lo, hi) = if lo.is_finite() { (lo.min(0.0), hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.08).max(1e-6);
+    let format = x_format(from, to);
+    let x_labels = (plot_width(size.0) / 90).clamp(2, 12) as usize;
+    let root = SVGBackend::with_string(svg, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(MARGIN_PX)
+        .x_label_area_size(24)
+        .y_label_area_size(Y_LABEL_PX - MARGIN_PX)
+        .build_cartesian_2d(from.with_timezone(&zone)..to.with_timezone(&zone), lo..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_labels(x_labels)
+        .y_labels(5)
+        .x_label_formatter(&|t| t.format(format).to_string())
+        .label_style(("sans-serif", 14))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    for (i, (_, windows)) in series.iter().enumerate() {
+        let (r, g, b) = palette(i);
+        let colour = RGBColor(r, g, b);
+        let limit = gap_threshold_ms(windows, window_ms);
+        let mut segment: Vec<(DateTime<FixedOffset>, f64)> = Vec::new();
+        let mut previous: Option<DateTime<Utc>> = None;
+        for w in windows {
+            if previous.is_some_and(|p| (w.start - p).num_milliseconds() > limit) {
+                chart.draw_series(LineSeries::new(std::mem::take(&mut segment), colour.stroke_width(1)))?;
+            }
+            segment.push((w.start.with_timezone(&zone), w.mean));
+            previous = Some(w.start);
+        }
+        chart.draw_series(LineSeries::new(segment, colour.stroke_width(1)))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};
@@ -205,6 +295,18 @@ mod tests {
         assert_eq!(g.len(), 2);
         assert_eq!(g[0], (from, Utc.timestamp_opt(600, 0).unwrap()));
         assert_eq!(g[1], (Utc.timestamp_opt(1200, 0).unwrap(), to));
+    }
+
+    #[test]
+    fn one_line_per_series_in_its_colour() {
+        let a: Vec<Window> = (0..50).map(|i| w(i * 60)).collect();
+        let b: Vec<Window> = (0..50).map(|i| w(i * 60)).collect();
+        let from = Utc.timestamp_opt(0, 0).unwrap();
+        let to = Utc.timestamp_opt(3000, 0).unwrap();
+        let svg = lines_svg(&[("a".into(), a), ("b".into(), b)], from, to, 60_000, (360, 200));
+        assert!(svg.contains("width=\"360\""));
+        assert_eq!(svg.matches("stroke=\"#1F5FA8\"").count(), 1, "{svg}");
+        assert_eq!(svg.matches("stroke=\"#D66000\"").count(), 1, "{svg}");
     }
 
     #[test]

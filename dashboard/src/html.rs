@@ -45,6 +45,17 @@ fn with_lang(here: &str, lang: Lang) -> String {
 pub fn page(f: &Frame<'_>, body: &str) -> String {
     let lang = f.lang;
     let refresh = f.refresh_s.map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">")).unwrap_or_default();
+    // The sections a logged-in user can open, on every page.
+    let nav = if f.user.is_some() {
+        format!(
+            "<nav class=\"main\"><a href=\"/\">{}</a><a href=\"/risk\">{}</a><a href=\"/model\">{}</a></nav>",
+            lang.t(Msg::Overview),
+            lang.t(Msg::RiskRanking),
+            lang.t(Msg::ModelCard)
+        )
+    } else {
+        String::new()
+    };
     let (csrf_meta, account) = match f.user {
         Some(u) => (
             format!("<meta name=\"csrf-token\" content=\"{}\">", u.csrf),
@@ -83,6 +94,7 @@ header h1 {{ font-size: 1.2rem; margin: 0; }}
 header a, header button {{ color: white; min-height: 44px; display: inline-flex; align-items: center; }}
 header button {{ background: none; border: 1px solid #8fb3d3; border-radius: 4px; padding: 0 0.8rem; font: inherit; cursor: pointer; }}
 header .who {{ margin-left: auto; font-size: 0.9rem; }}
+header nav.main {{ display: flex; flex-wrap: wrap; gap: 0 1rem; }}
 form.inline {{ display: inline; margin: 0; }}
 main {{ padding: 0.5rem 1rem 2rem; max-width: 1100px; }}
 section.device {{ background: white; border: 1px solid #d8dde3; border-radius: 6px; margin: 1rem 0; padding: 0.5rem 1rem; }}
@@ -104,11 +116,20 @@ table {{ border-collapse: collapse; }} td, th {{ padding: 0.3rem 0.6rem; border-
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 figure {{ margin: 0.5rem 0; }}
 svg {{ max-width: 100%; height: auto; }}
+.scroll {{ overflow-x: auto; max-width: 100%; }}
+.kpis {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(10rem, 1fr)); gap: 0.5rem; margin: 0.5rem 0; }}
+.kpi {{ background: white; border: 1px solid #d8dde3; border-radius: 6px; padding: 0.5rem 0.8rem; }}
+.grade {{ display: inline-block; padding: 0.1rem 0.5rem; border-radius: 3px; color: #1b1b1b; white-space: nowrap; }}
+.legend .swatch {{ display: inline-block; width: 0.9rem; height: 0.25rem; margin-right: 0.25rem; vertical-align: middle; }}
+form.filters {{ display: flex; flex-wrap: wrap; gap: 0 1rem; align-items: flex-end; }}
+form.filters input[type=number] {{ width: 7rem; }}
+tr.chosen {{ background: #e8f0f8; font-weight: bold; }}
+td a, th a {{ display: inline-block; min-height: 24px; }}
 @media (max-width: 640px) {{ .point {{ grid-template-columns: 1fr; }} main {{ padding: 0.5rem 0.5rem 2rem; }} }}
 </style>
 </head>
 <body>
-<header><h1><a href="/" style="text-decoration:none">水守 Mizumori</a></h1>{switch}{account}</header>
+<header><h1><a href="/" style="text-decoration:none">水守 Mizumori</a></h1>{nav}{switch}{account}</header>
 <main>
 {body}
 </main>

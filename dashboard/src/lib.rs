@@ -5,8 +5,12 @@
 //! see SQL or InfluxQL.
 //!
 //! Every route but `/api/health` and `/login` needs a session; `auth` holds sessions, CSRF
-//! and the role-to-permission map. Pages are in Japanese or English (`i18n`). Alerts, risk
-//! and plan pages come with their issues.
+//! and the role-to-permission map. Pages are in Japanese or English (`i18n`). The overview
+//! (`overview`) sums up the network; the risk pages (`risk`) read stored rankings. Alerts and
+//! plan pages come with their issues.
+
+// The hand-written OpenAPI document is one `json!` literal, deeper than the default limit.
+#![recursion_limit = "256"]
 
 pub mod auth;
 mod chart;
@@ -16,6 +20,9 @@ pub mod html;
 pub mod i18n;
 mod login;
 pub mod openapi;
+mod overview;
+mod risk;
+
 mod routes;
 
 use std::collections::HashMap;
@@ -24,12 +31,21 @@ use std::sync::Arc;
 
 use axum::Router;
 use model::{DeviceConfig, DeviceId, PointName};
-use store::{AccountStore, SqliteAccounts, Store};
+use store::{AccountStore, RiskStore, SeriesKey, SqliteAccounts, SqliteRisk, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use auth::{AuthConfig, CurrentUser, Permission};
 pub use error::AppError;
+
+/// A district metered area as the overview shows it: the series of its inlet flow meter and
+/// of the pressure logger at its critical point, where it has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct District {
+    pub name: String,
+    pub inflow: Option<SeriesKey>,
+    pub critical_pressure: Option<SeriesKey>,
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -40,6 +56,10 @@ pub struct AppState {
     /// Users and sessions; empty (nobody can log in) until [`AppState::with_accounts`].
     pub accounts: Arc<dyn AccountStore>,
     pub auth: Arc<AuthConfig>,
+    /// Stored risk rankings; empty (the risk pages say so) until [`AppState::with_risk`].
+    pub risk: Arc<dyn RiskStore>,
+    /// The districts the overview sums up, when the device map says which meters are whose.
+    pub districts: Arc<Vec<District>>,
     pub(crate) throttle: Arc<auth::LoginThrottle>,
 }
 
@@ -56,8 +76,22 @@ impl AppState {
             units: Arc::default(),
             accounts: Arc::new(SqliteAccounts::in_memory()),
             auth: Arc::default(),
+            risk: Arc::new(SqliteRisk::in_memory()),
+            districts: Arc::default(),
             throttle: Arc::default(),
         }
+    }
+
+    /// Reads risk rankings from this store.
+    pub fn with_risk(mut self, risk: Arc<dyn RiskStore>) -> Self {
+        self.risk = risk;
+        self
+    }
+
+    /// Sums up these districts on the overview.
+    pub fn with_districts(mut self, districts: Vec<District>) -> Self {
+        self.districts = Arc::new(districts);
+        self
     }
 
     /// Uses these accounts for logins.

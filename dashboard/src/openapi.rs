@@ -9,8 +9,16 @@ use serde_json::{Value, json};
 
 /// The documented GET paths under `/api/`, with example parameters, for the test that calls
 /// each of them.
-pub const DOCUMENTED_GETS: [&str; 5] =
-    ["/api/health", "/api/devices", "/api/session", "/api/openapi.json", "/api/devices/{device}/{point}/windows"];
+pub const DOCUMENTED_GETS: [&str; 8] = [
+    "/api/health",
+    "/api/devices",
+    "/api/session",
+    "/api/openapi.json",
+    "/api/devices/{device}/{point}/windows",
+    "/api/risk",
+    "/api/risk/{asset_id}",
+    "/api/model",
+];
 
 pub fn spec() -> Value {
     let range_params = json!([
@@ -26,6 +34,20 @@ pub fn spec() -> Value {
         "401": {"description": "No session: log in with POST /login.", "content": {"text/plain": {}}},
         "404": {"description": "The store has never seen this device/point.", "content": {"text/plain": {}}}
     });
+    let table_params = json!([
+        {"name": "material", "in": "query", "description": "A material code of the ranking (CI, DI-K, PVC, ...); empty for all.", "schema": {"type": "string"}},
+        {"name": "dmin", "in": "query", "description": "Smallest diameter, mm.", "schema": {"type": "number", "minimum": 0, "maximum": 5000}},
+        {"name": "dmax", "in": "query", "description": "Largest diameter, mm.", "schema": {"type": "number", "minimum": 0, "maximum": 5000}},
+        {"name": "grade", "in": "query", "schema": {"$ref": "#/components/schemas/RiskGrade"}},
+        {"name": "district", "in": "query", "description": "A district of the ranking; empty for all.", "schema": {"type": "string"}},
+        {"name": "lof", "in": "query", "description": "One row of the matrix: the LoF grade.", "schema": {"type": "integer", "minimum": 1, "maximum": 5}},
+        {"name": "cof", "in": "query", "description": "One column of the matrix: the CoF grade.", "schema": {"type": "integer", "minimum": 1, "maximum": 5}},
+        {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["rank", "asset_id", "material", "diameter", "length", "install_year", "prior_breaks", "expected_breaks", "probability", "risk"], "default": "rank"}},
+        {"name": "dir", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"}},
+        {"name": "page", "in": "query", "description": "1-based; 50 mains a page.", "schema": {"type": "integer", "minimum": 1, "default": 1}}
+    ]);
+    let risk_404 =
+        json!({"description": "No ranking stored yet, or no such main in it.", "content": {"text/plain": {}}});
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -39,6 +61,23 @@ pub fn spec() -> Value {
                 "Name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
                 "Role": {"type": "string", "enum": ["viewer", "crew", "engineer", "planner", "admin"]},
                 "Quality": {"type": "string", "description": "good, stale, comm_fail, exception_XX (hex Modbus exception) or out_of_range"},
+                "RiskGrade": {"type": "string", "enum": ["negligible", "low", "medium", "high", "extreme"]},
+                "RiskRun": {"type": "object", "properties": {
+                    "as_of": {"type": "string", "format": "date"}, "model": {"type": "string"},
+                    "selection": {"type": "string"}, "test_years": {"type": "string"},
+                    "created": {"type": "string", "format": "date-time"}
+                }},
+                "RiskRow": {"type": "object", "properties": {
+                    "rank": {"type": "integer"}, "asset_id": {"$ref": "#/components/schemas/Name"},
+                    "material": {"type": "string"}, "material_ja": {"type": "string"},
+                    "diameter_mm": {"type": ["number", "null"]}, "length_m": {"type": "number"},
+                    "install_year": {"type": ["integer", "null"]}, "district": {"type": ["string", "null"]},
+                    "prior_breaks": {"type": "integer"}, "expected_breaks": {"type": "number"},
+                    "probability": {"type": "number"}, "score": {"type": "number", "description": "Expected breaks per km next year."},
+                    "lof_grade": {"type": "integer", "minimum": 1, "maximum": 5}, "cof_grade": {"type": "integer", "minimum": 1, "maximum": 5},
+                    "risk_grade": {"$ref": "#/components/schemas/RiskGrade"}, "explanation": {"type": "string"},
+                    "x": {"type": ["number", "null"]}, "y": {"type": ["number", "null"]}
+                }},
                 "Window": {"type": "object", "required": ["start", "mean", "min", "max", "last", "count"], "properties": {
                     "start": {"type": "string", "format": "date-time"},
                     "mean": {"type": "number"}, "min": {"type": "number"}, "max": {"type": "number"},
@@ -93,6 +132,46 @@ pub fn spec() -> Value {
                         "gaps": {"type": "array", "items": {"type": "object", "properties": {"from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"}}}}
                     }}}}},
                     "400": errors["400"], "401": errors["401"], "404": errors["404"]
+                }
+            }},
+            "/api/risk": {"get": {
+                "summary": "A page of the newest risk ranking, filtered and sorted, with the LoF x CoF matrix of the filtered mains",
+                "parameters": table_params,
+                "responses": {
+                    "200": {"description": "The page.", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "run": {"$ref": "#/components/schemas/RiskRun"},
+                        "page": {"type": "integer"}, "page_size": {"type": "integer"}, "total": {"type": "integer"},
+                        "rows": {"type": "array", "items": {"$ref": "#/components/schemas/RiskRow"}},
+                        "matrix": {"type": "array", "items": {"type": "object", "properties": {
+                            "lof_grade": {"type": "integer"}, "cof_grade": {"type": "integer"},
+                            "risk_grade": {"$ref": "#/components/schemas/RiskGrade"}, "mains": {"type": "integer"}, "km": {"type": "number"}
+                        }}}
+                    }}}}},
+                    "400": errors["400"], "401": errors["401"], "404": risk_404
+                }
+            }},
+            "/api/risk/{asset_id}": {"get": {
+                "summary": "One main of the newest ranking, with its evidence",
+                "parameters": [{"name": "asset_id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Name"}}],
+                "responses": {
+                    "200": {"description": "The main.", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "run": {"$ref": "#/components/schemas/RiskRun"}, "pipe": {"$ref": "#/components/schemas/RiskRow"}
+                    }}}}},
+                    "400": errors["400"], "401": errors["401"], "404": risk_404
+                }
+            }},
+            "/api/model": {"get": {
+                "summary": "The model card: the newest run and its backtest (capture@1/5/10 % of length and AUC) against rank-by-age and rank-by-prior-breaks",
+                "responses": {
+                    "200": {"description": "The run and its backtest.", "content": {"application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/RiskRun"}, {"type": "object", "properties": {
+                        "backtest": {"type": "array", "items": {"type": "object", "properties": {
+                            "ranker": {"type": "string", "description": "mizumori (the chosen model), a model family, age or prior-breaks"},
+                            "detail": {"type": "string"},
+                            "capture": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
+                            "auc": {"type": ["number", "null"]}
+                        }}}
+                    }}]}}}},
+                    "401": errors["401"], "404": risk_404
                 }
             }},
             "/login": {"post": {

@@ -2,36 +2,34 @@
 //! permission they need.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::middleware;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
-use chrono::{Duration, Utc};
+use axum::{Json, Router};
+use chrono::Utc;
 use model::{Quality, Reading, Value};
 use serde::Serialize;
-use store::WindowQuery;
 
-use crate::auth::{self, CurrentUser, Permission};
-use crate::chart::{self, jst};
-use crate::html::{Frame, escape, page};
-use crate::i18n::{self, Lang, Msg};
-use crate::{AppError, AppState, detail, login, openapi};
-
-/// Width and height of the overview's point charts, in pixels.
-const CHART_SIZE: (u32, u32) = (560, 170);
-/// About two windows per horizontal pixel column of the plot area would be the ideal for
-/// min-max lines; one per two pixels is plenty for an hour of 1 s data.
-const OVERVIEW_WINDOWS: i64 = 240;
+use crate::auth::{self, Permission};
+use crate::html::escape;
+use crate::i18n;
+use crate::{AppError, AppState, detail, login, openapi, overview, risk};
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     // Only these two need no login.
     let public = Router::new().route("/api/health", get(health)).route("/login", get(login::show).post(login::submit));
     let view = Router::new()
-        .route("/", get(overview))
+        .route("/", get(overview::overview))
+        .route("/districts/inflow.svg", get(overview::inflow_svg))
+        .route("/risk", get(risk::table_page))
+        .route("/risk/{asset_id}", get(risk::pipe_page))
+        .route("/model", get(risk::model_page))
+        .route("/api/risk", get(risk::table_json))
+        .route("/api/risk/{asset_id}", get(risk::pipe_json))
+        .route("/api/model", get(risk::model_json))
         .route("/logout", post(login::logout))
         .route("/api/session", get(login::session_json))
         .route("/api/openapi.json", get(openapi::serve))
@@ -43,6 +41,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn(|req, next| auth::require(Permission::View, req, next)));
     let export = Router::new()
         .route("/devices/{device}/{point}/readings.csv", get(detail::readings_csv))
+        .route("/risk.csv", get(risk::table_csv))
         .route_layer(middleware::from_fn(|req, next| auth::require(Permission::Export, req, next)));
     public
         .merge(view)
@@ -133,70 +132,4 @@ pub(crate) fn format_value(v: &Value) -> String {
         Value::Text(t) => escape(t),
         Value::Absent => "—".to_owned(),
     }
-}
-
-async fn overview(
-    State(state): State<AppState>,
-    Extension(lang): Extension<Lang>,
-    Extension(user): Extension<CurrentUser>,
-    uri: Uri,
-) -> Result<Html<String>, AppError> {
-    let now = Utc::now();
-    let from = now - Duration::hours(1);
-    let window_ms = Duration::hours(1).num_milliseconds() / OVERVIEW_WINDOWS;
-    let groups = by_device(state.store.latest().await?);
-    let mut body = format!("<h2>{}</h2>", lang.t(Msg::Overview));
-    if groups.is_empty() {
-        let _ = write!(body, "<p>{}</p>", lang.t(Msg::NoReadings));
-    }
-    for (device, readings) in &groups {
-        let _ = write!(
-            body,
-            "<section class=\"device\" id=\"{device}\"><h2><a href=\"/devices/{device}\">{device}</a></h2>"
-        );
-        for r in readings {
-            let windows = match r.value {
-                Value::Number(_) | Value::Absent => {
-                    state
-                        .store
-                        .aggregate(&WindowQuery {
-                            device: r.device.clone(),
-                            point: r.point.clone(),
-                            from,
-                            to: now,
-                            window_ms,
-                        })
-                        .await?
-                }
-                Value::Text(_) => Vec::new(),
-            };
-            let unit = escape(state.unit(&r.device, &r.point));
-            let quality_class = if r.quality.is_good() { "q-good" } else { "q-bad" };
-            let svg = if windows.is_empty() {
-                String::new()
-            } else {
-                // The page script redraws it at the box's real width (a phone's, say).
-                format!(
-                    "<figure data-chart=\"/devices/{device}/{point}/chart.svg?range=1h\" data-w=\"{w}\">\
-                     <div class=\"svgbox\">{svg}</div></figure>",
-                    point = r.point,
-                    w = CHART_SIZE.0,
-                    svg = chart::line_svg(&windows, from, now, window_ms, CHART_SIZE),
-                )
-            };
-            let _ = write!(
-                body,
-                "<div class=\"point\"><div><div class=\"meta\"><a href=\"/devices/{device}/{point}?range=1h\">{point}</a></div><div class=\"value\">{value} <small>{unit}</small></div>\
-                 <div class=\"meta\"><span class=\"{quality_class}\">{quality}</span> · {time}</div></div><div class=\"chart\">{svg}</div></div>",
-                point = r.point,
-                value = format_value(&r.value),
-                quality = r.quality,
-                time = r.time.with_timezone(&jst()).format("%Y-%m-%d %H:%M:%S JST"),
-            );
-        }
-        body.push_str("</section>");
-    }
-    body.push_str(detail::RESIZE_SCRIPT);
-    let here = uri.path_and_query().map_or("/", |p| p.as_str());
-    Ok(Html(page(&Frame { lang, title: lang.t(Msg::Overview), user: Some(&user), here, refresh_s: Some(15) }, &body)))
 }

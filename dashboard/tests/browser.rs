@@ -110,7 +110,7 @@ async fn crew_logs_in_and_reads_charts_on_a_phone() {
         c.find(Locator::Id("username")).await.unwrap().send_keys("crew").await.unwrap();
         c.find(Locator::Id("password")).await.unwrap().send_keys(&password(Role::Crew)).await.unwrap();
         c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
-        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("section.device")).await.unwrap();
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("table.devices")).await.unwrap();
         let url = c.current_url().await.unwrap();
         assert_eq!(url.path(), "/");
         let inner = wait_for(&c, "viewport", "return window.innerWidth", |w| w > 0.0).await;
@@ -155,6 +155,42 @@ async fn crew_logs_in_and_reads_charts_on_a_phone() {
         let current = c.find(Locator::Css("nav.ranges a[aria-current]")).await.unwrap().text().await.unwrap();
         assert_eq!(current, "1時間");
         save_screenshot(&c, "point-390x844.png").await;
+
+        // The risk ranking: the matrix and the table fit the phone (the table scrolls in its
+        // own box), grades are written out, and the filter form works.
+        c.goto(&format!("{base}/risk")).await.unwrap();
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("table.risk")).await.unwrap();
+        let scroll = wait_for(&c, "risk page width", "return document.documentElement.scrollWidth", |_| true).await;
+        assert!(scroll <= f64::from(WIDTH), "no sideways scrolling on /risk: {scroll}");
+        let matrix_w = wait_for(
+            &c,
+            "matrix drawn",
+            "const s = document.querySelector('.svgbox svg'); return s ? s.getBoundingClientRect().width : 0",
+            |w| w > 0.0,
+        )
+        .await;
+        assert!(matrix_w >= 300.0, "the matrix is not shrunk on a phone: {matrix_w}");
+        let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("リスク評価") && text.contains("120 本が該当"), "{text}");
+        save_screenshot(&c, "risk-390x844.png").await;
+        c.find(Locator::Css("select#material option[value='PVC']")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("form.filters button")).await.unwrap().click().await.unwrap();
+        wait_for(&c, "filtered by the form", "return location.search.includes('material=PVC') ? 1 : 0", |v| v == 1.0)
+            .await;
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("table.risk")).await.unwrap();
+        let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("40 本が該当"), "{text}");
+
+        // A main's evidence, then the model card.
+        c.find(Locator::Css("table.risk tbody a")).await.unwrap().click().await.unwrap();
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("p.explanation")).await.unwrap();
+        assert!(c.current_url().await.unwrap().path().starts_with("/risk/P-"));
+        c.goto(&format!("{base}/model")).await.unwrap();
+        let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("モデルカード") && text.contains("基準: 経過年数順") && text.contains("28.3%"), "{text}");
+        let scroll = wait_for(&c, "model page width", "return document.documentElement.scrollWidth", |_| true).await;
+        assert!(scroll <= f64::from(WIDTH), "no sideways scrolling on /model: {scroll}");
+        save_screenshot(&c, "model-390x844.png").await;
 
         // Log out with the header button (a CSRF-protected form).
         c.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();

@@ -41,17 +41,55 @@ async fn devices_lists_latest_values_with_quality() {
 }
 
 #[tokio::test]
-async fn overview_draws_a_chart_per_numeric_point_and_escapes_text() {
+async fn overview_lists_every_device_with_status_and_draws_one_district_chart() {
     let (state, _dir) = state_with_readings().await;
+    // A pump station with two pumps, one running.
+    let now = chrono::Utc::now();
+    let pump = |p: &str, v: f64| {
+        model::Reading::good(model::DeviceId::new("ps03").unwrap(), model::PointName::new(p).unwrap(), now, v)
+    };
+    state.store.write(&[pump("p1_running", 1.0), pump("p2_running", 0.0)]).await.unwrap();
     let viewer = login(&state, Role::Viewer).await;
-    let r = viewer.get(&state, "/").await;
+    let r = viewer.get(&state, "/?lang=en").await;
     let (status, body) = (r.status, r.body);
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body.matches("<svg").count(), 2, "flow and discharge_pressure have charts; text and failed points none");
-    assert!(body.contains("&lt;b&gt;over&lt;/b&gt; &amp; &quot;temp&quot;"));
-    assert!(!body.contains("<b>over</b>"));
-    assert!(body.contains("comm_fail"));
+    // One chart for the districts' inflow, not one per point.
+    assert_eq!(body.matches("<svg").count(), 1, "{body}");
+    for device in ["fm01", "ps01", "ps02", "ps03"] {
+        assert!(body.contains(&format!("<a href=\"/devices/{device}\">{device}</a>")), "{device} listed and linked");
+    }
+    // ps02 only has a failed reading: down, said in words; ps01 is up with every point good.
+    let row =
+        |d: &str| body.split(&format!("id=\"dev-{d}\"")).nth(1).unwrap().split("</tr>").next().unwrap().to_owned();
+    assert!(row("ps02").contains(">Down<") && row("ps02").contains("flow (comm_fail)"), "{}", row("ps02"));
+    assert!(row("ps01").contains(">Up<"), "{}", row("ps01"));
+    // fm01's newest flow reading is good (the comm_fail stretch was in the middle).
+    assert!(row("fm01").contains(">Up<"), "{}", row("fm01"));
+    assert!(body.contains("Devices up") && body.contains(">3 / 4<"), "{body}");
+    assert!(body.contains("Pumps running") && body.contains(">1 / 2<"), "{body}");
+    // The district's inflow now is the mean of the last 10 minutes of good flow readings;
+    // there is no reading from yesterday.
+    let good: Vec<f64> = (0..120).filter(|i| !(40..70).contains(i)).map(|i| 100.0 + (i as f64).sin()).collect();
+    let mean = good.iter().sum::<f64>() / good.len() as f64;
+    let district = body.split("<th scope=\"row\">dma01</th>").nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(district.contains(&format!("{mean:.1}")), "{mean:.1} in {district}");
+    assert!(district.contains("—"), "{district}");
+    // The register KPI: mains laid 1951-2070 as of 2026, those up to 1986 are past 40 years.
+    let share = (1986 - 1950) as f64 / 120.0 * 100.0;
+    assert!(body.contains(&format!("{share:.1}%")), "{share:.1}% in {body}");
     assert!(body.len() < 200_000, "page is {} bytes", body.len());
+}
+
+#[tokio::test]
+async fn overview_inflow_chart_is_drawn_at_the_requested_width() {
+    let (state, _dir) = state_with_readings().await;
+    let viewer = login(&state, Role::Viewer).await;
+    let r = viewer.get(&state, "/districts/inflow.svg?&w=390").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.starts_with("<svg") && r.body.contains("width=\"390\""));
+    let r = viewer.get_with(&state, "/districts/inflow.svg?w=5", &[("accept-language", "en")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("chart width"), "{}", r.body);
 }
 
 #[tokio::test]
@@ -226,7 +264,7 @@ async fn openapi_documents_paths_that_exist() {
     let paths = spec["paths"].as_object().unwrap();
     for path in dashboard::openapi::DOCUMENTED_GETS {
         assert!(paths[path]["get"].is_object(), "{path} documented");
-        let uri = path.replace("{device}", "fm01").replace("{point}", "flow");
+        let uri = path.replace("{device}", "fm01").replace("{point}", "flow").replace("{asset_id}", "P-001");
         let r = viewer.get(&state, &uri).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.body);
     }

@@ -27,6 +27,7 @@ pub mod alerts;
 mod error;
 pub mod influx;
 pub mod lineproto;
+pub mod risk;
 pub mod sqlite;
 mod url;
 mod validate;
@@ -35,6 +36,7 @@ pub use accounts::{AccountStore, Role, SqliteAccounts, UserName};
 pub use alerts::{AlertQuery, AlertStore, SqliteAlerts};
 pub use error::StoreError;
 pub use influx::{InfluxAuth, InfluxStore};
+pub use risk::{RiskStore, SqliteRisk};
 pub use sqlite::SqliteStore;
 pub use url::StoreUrl;
 

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{Duration, DurationRound, Utc};
-use dashboard::{AppState, app};
+use dashboard::{AppState, District, app};
 use model::{DeviceId, PointName, Quality, Reading, Value};
 use store::accounts::User;
-use store::{AccountStore, ReadingSink, Role, SqliteAccounts, SqliteStore, UserName};
+use store::risk::{BacktestFigure, RiskLevel, RiskRow, RiskRun};
+use store::{AccountStore, ReadingSink, RiskStore, Role, SeriesKey, SqliteAccounts, SqliteRisk, SqliteStore, UserName};
 use tower::ServiceExt;
 
 /// The password of the test user of `role` (whose name is the role's name).
@@ -69,8 +70,83 @@ pub async fn state_with_readings() -> (AppState, tempfile::TempDir) {
             .await
             .unwrap();
     }
-    let state = AppState::new(Arc::new(store)).with_accounts(Arc::new(accounts));
+    let risk = SqliteRisk::open(&path).await.unwrap();
+    save_risk_run(&risk).await;
+    let district = District {
+        name: "dma01".into(),
+        inflow: Some(SeriesKey { device: dev("fm01"), point: pt("flow") }),
+        critical_pressure: Some(SeriesKey { device: dev("ps01"), point: pt("discharge_pressure") }),
+    };
+    let state = AppState::new(Arc::new(store))
+        .with_accounts(Arc::new(accounts))
+        .with_risk(Arc::new(risk))
+        .with_districts(vec![district]);
     (state, dir)
+}
+
+/// Materials of the test ranking, by rank modulo 3.
+pub const MATERIALS: [&str; 3] = ["CI", "DI-K", "PVC"];
+/// Mains in the test ranking: three pages of 50.
+pub const MAINS: u32 = 120;
+
+/// The test ranking: mains `P-001` … `P-120` in rank order, materials and diameters in turns,
+/// laid from 1950 onwards (one a year), LoF falling with rank; and a backtest.
+pub async fn save_risk_run(risk: &SqliteRisk) {
+    let rows: Vec<RiskRow> = (1..=MAINS)
+        .map(|rank| {
+            let lof = 5 - ((rank - 1) * 5 / MAINS) as u8;
+            let cof = (rank % 5) as u8 + 1;
+            RiskRow {
+                rank,
+                asset_id: model::AssetId::new(format!("P-{rank:03}")).unwrap(),
+                material: MATERIALS[(rank % 3) as usize].to_owned(),
+                material_ja: "鋳鉄管".into(),
+                diameter_mm: Some([75.0, 150.0, 300.0, 500.0][(rank % 4) as usize]),
+                length_m: 100.0,
+                install_year: Some(1950 + rank as i32),
+                district: Some("Z1".into()),
+                prior_breaks: rank % 4,
+                expected_breaks: 1.0 / f64::from(rank),
+                probability: 1.0 - (-1.0 / f64::from(rank)).exp(),
+                score: 10.0 / f64::from(rank),
+                lof_grade: lof,
+                cof_grade: cof,
+                risk_grade: RiskLevel::from_number((lof * cof).div_ceil(5)).unwrap(),
+                explanation: format!("poisson: <age> {rank} & \"material\""),
+                x: None,
+                y: None,
+            }
+        })
+        .collect();
+    let run = RiskRun {
+        id: 0,
+        as_of: chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+        model: "poisson".into(),
+        selection: "model poisson (best mean capture@5% of length in validation)".into(),
+        test_years: "2023–2025".into(),
+        created: Utc::now(),
+        backtest: vec![
+            BacktestFigure {
+                ranker: "mizumori".into(),
+                detail: "poisson".into(),
+                capture: [0.071, 0.283, 0.48],
+                auc: Some(0.842),
+            },
+            BacktestFigure {
+                ranker: "age".into(),
+                detail: String::new(),
+                capture: [0.048, 0.185, 0.359],
+                auc: Some(0.776),
+            },
+            BacktestFigure {
+                ranker: "prior-breaks".into(),
+                detail: String::new(),
+                capture: [0.047, 0.25, 0.392],
+                auc: Some(0.76),
+            },
+        ],
+    };
+    risk.save_run(&run, &rows).await.unwrap();
 }
 
 /// A response, read whole.

@@ -1,0 +1,389 @@
+//! `GET /`: the network at a glance — devices up or down, pumps running, each district's
+//! inflow and critical pressure now against the same time yesterday, one chart of district
+//! inflow over 24 h, and the KPIs a Japanese utility reports from the pipe register.
+//!
+//! The page stays small however many devices there are: one line per device (its detail page
+//! has the charts) and one chart for all districts. It reads the store's `latest` once,
+//! two short `aggregate`s per district series, and one 24 h `aggregate` per district inflow.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use axum::Extension;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Datelike, Duration, Utc};
+use model::{Reading, Value};
+use serde::Deserialize;
+use store::{SeriesKey, Window, WindowQuery};
+
+use crate::auth::CurrentUser;
+use crate::chart::{self, jst};
+use crate::html::{Frame, escape, page};
+use crate::i18n::{Lang, Msg};
+use crate::routes::format_value;
+use crate::{AppError, AppState};
+
+/// A device whose newest reading is older than this is down, whatever its quality: the
+/// collector stores at least a heartbeat a minute for every point it can read.
+const STALE_S: i64 = 120;
+/// "Now" and "the same time yesterday" are means over this many minutes, so that one noisy
+/// sample does not decide the comparison.
+const COMPARE_MIN: i64 = 10;
+/// Japan's statutory useful life of water mains (地方公営企業法施行規則, 法定耐用年数).
+pub const LEGAL_LIFE_YEARS: i32 = 40;
+/// The inflow chart's default width; the page script asks for its box's real width.
+const CHART_W: u32 = 720;
+const MIN_W: u32 = 200;
+const MAX_W: u32 = 3000;
+
+/// What the overview says about a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Up,
+    /// Some points fail (a sensor fault, an exception) while the device answers.
+    Degraded,
+    Down,
+}
+
+/// The status of a device from the newest reading of each of its points.
+pub(crate) fn status(readings: &[Reading], now: DateTime<Utc>) -> Status {
+    let newest = readings.iter().map(|r| r.time).max();
+    let good = readings.iter().filter(|r| r.quality.is_good()).count();
+    match newest {
+        None => Status::Down,
+        Some(t) if (now - t).num_seconds() > STALE_S => Status::Down,
+        Some(_) if good == 0 => Status::Down,
+        Some(_) if good < readings.len() => Status::Degraded,
+        Some(_) => Status::Up,
+    }
+}
+
+/// The count-weighted mean of the good readings of a series in `[from, to)`.
+async fn mean_of(
+    state: &AppState,
+    key: &SeriesKey,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Option<f64>, AppError> {
+    let windows = state
+        .store
+        .aggregate(&WindowQuery {
+            device: key.device.clone(),
+            point: key.point.clone(),
+            from,
+            to,
+            // Longer than the span: one or two windows whatever the alignment.
+            window_ms: Duration::minutes(COMPARE_MIN * 2).num_milliseconds(),
+        })
+        .await?;
+    let n: u64 = windows.iter().map(|w| w.count).sum();
+    Ok((n > 0).then(|| windows.iter().map(|w| w.mean * w.count as f64).sum::<f64>() / n as f64))
+}
+
+/// Now and yesterday at this time.
+async fn now_and_yesterday(
+    state: &AppState,
+    key: &SeriesKey,
+    now: DateTime<Utc>,
+) -> Result<(Option<f64>, Option<f64>), AppError> {
+    let span = Duration::minutes(COMPARE_MIN);
+    let day = Duration::days(1);
+    Ok((mean_of(state, key, now - span, now).await?, mean_of(state, key, now - day - span, now - day).await?))
+}
+
+fn number(v: Option<f64>, unit: &str) -> String {
+    v.map_or("—".to_owned(), |x| format!("{} <small>{}</small>", format_value(&Value::Number(x)), escape(unit)))
+}
+
+fn change(now: Option<f64>, before: Option<f64>) -> String {
+    match (now, before) {
+        (Some(a), Some(b)) if b.abs() > 1e-9 => format!("{:+.1}%", (a - b) / b.abs() * 100.0),
+        _ => "—".to_owned(),
+    }
+}
+
+/// The district inflow series over the last 24 h at `width` pixels.
+async fn inflow_series(
+    state: &AppState,
+    now: DateTime<Utc>,
+    width: u32,
+) -> Result<(Vec<(String, Vec<Window>)>, DateTime<Utc>, i64), AppError> {
+    let from = now - Duration::hours(24);
+    // A window per two pixels: twelve lines of means need no more, and the SVG stays small.
+    let window_ms = chart::window_ms_for(from, now, width / 2);
+    let mut series = Vec::new();
+    for d in state.districts.iter() {
+        let Some(key) = &d.inflow else { continue };
+        let windows = state
+            .store
+            .aggregate(&WindowQuery { device: key.device.clone(), point: key.point.clone(), from, to: now, window_ms })
+            .await?;
+        series.push((d.name.clone(), windows));
+    }
+    Ok((series, from, window_ms))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WidthParams {
+    w: Option<String>,
+    #[allow(dead_code)]
+    lang: Option<String>,
+}
+
+fn width(params: &WidthParams, lang: Lang) -> Result<u32, AppError> {
+    match params.w.as_deref() {
+        None | Some("") => Ok(CHART_W),
+        Some(w) => match w.parse::<u32>() {
+            Ok(w) if (MIN_W..=MAX_W).contains(&w) => Ok(w),
+            _ => Err(AppError::BadRequest(match lang {
+                Lang::En => {
+                    format!("w={w:?}: the chart width must be a whole number of pixels from {MIN_W} to {MAX_W}")
+                }
+                Lang::Ja => format!("w={w:?}: グラフの幅は {MIN_W}〜{MAX_W} の整数（ピクセル）で指定してください"),
+            })),
+        },
+    }
+}
+
+/// `GET /districts/inflow.svg?w=`: the overview's chart alone, at the requested width.
+pub(crate) async fn inflow_svg(
+    State(state): State<AppState>,
+    Extension(lang): Extension<Lang>,
+    query: Result<Query<WidthParams>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(params) = query?;
+    let w = width(&params, lang)?;
+    let now = Utc::now();
+    let (series, from, window_ms) = inflow_series(&state, now, w).await?;
+    let svg =
+        tokio::task::spawn_blocking(move || chart::lines_svg(&series, from, now, window_ms, (w, chart_height(w))))
+            .await
+            .map_err(|e| AppError::Internal(format!("chart task: {e}")))?;
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml; charset=utf-8"))], svg).into_response())
+}
+
+fn chart_height(width: u32) -> u32 {
+    (width * 2 / 5).clamp(200, 360)
+}
+
+pub(crate) async fn overview(
+    State(state): State<AppState>,
+    Extension(lang): Extension<Lang>,
+    Extension(user): Extension<CurrentUser>,
+    uri: Uri,
+) -> Result<Html<String>, AppError> {
+    let now = Utc::now();
+    let mut devices: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
+    for r in state.store.latest().await? {
+        devices.entry(r.device.to_string()).or_default().push(r);
+    }
+    let statuses: Vec<(&String, &Vec<Reading>, Status)> =
+        devices.iter().map(|(name, rs)| (name, rs, status(rs, now))).collect();
+    let up = statuses.iter().filter(|s| s.2 == Status::Up).count();
+    let degraded = statuses.iter().filter(|s| s.2 == Status::Degraded).count();
+    let down = statuses.iter().filter(|s| s.2 == Status::Down).count();
+    // Pumps: one `pN_running` point per pump, at water and sewer stations alike (a station's
+    // `pumps_running` count would only cover stations that report one).
+    let pump_points: Vec<&Reading> = devices
+        .values()
+        .flatten()
+        .filter(|r| {
+            let n = r.point.as_str().strip_prefix('p').and_then(|s| s.strip_suffix("_running"));
+            n.is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        })
+        .collect();
+    let pumps = pump_points.len();
+    let running =
+        pump_points.iter().filter(|r| r.quality.is_good() && matches!(r.value, Value::Number(x) if x > 0.5)).count();
+
+    let mut body = format!("<h2>{}</h2><p class=\"meta\">{}</p>", lang.t(Msg::Overview), lang.t(Msg::TimesIn));
+    if devices.is_empty() {
+        let _ = write!(body, "<p>{}</p>", lang.t(Msg::NoReadings));
+    }
+
+    // KPIs.
+    body.push_str("<section class=\"kpis\">");
+    let kpi = |label: &str, value: String, note: String| {
+        format!(
+            "<div class=\"kpi\"><div class=\"meta\">{label}</div><div class=\"value\">{value}</div><div class=\"meta\">{note}</div></div>"
+        )
+    };
+    body.push_str(&kpi(
+        lang.t(Msg::DevicesUp),
+        format!("{up} / {}", devices.len()),
+        format!("{} {down} · {} {degraded}", lang.t(Msg::StatusDown), lang.t(Msg::StatusDegraded)),
+    ));
+    if pumps > 0 {
+        body.push_str(&kpi(lang.t(Msg::PumpsRunning), format!("{running} / {pumps}"), String::new()));
+    }
+    if let Some(run) = state.risk.latest_run().await? {
+        let s = state.risk.summary(run.id, run.as_of.year(), LEGAL_LIFE_YEARS).await?;
+        let share = if s.km > 0.0 { s.km_older_than / s.km * 100.0 } else { 0.0 };
+        body.push_str(&kpi(
+            lang.t(Msg::PastLegalLife),
+            format!("{share:.1}%"),
+            format!("{:.1} / {:.1} km · {} {}", s.km_older_than, s.km, lang.t(Msg::AsOf), run.as_of),
+        ));
+        let _ = write!(
+            body,
+            "<div class=\"kpi\"><div class=\"meta\">{l}</div><div class=\"value\">{n}</div><div class=\"meta\"><a href=\"/risk\">{link}</a></div></div>",
+            l = lang.t(Msg::MainsInRegister),
+            n = s.mains,
+            link = lang.t(Msg::RiskRanking),
+        );
+    }
+    body.push_str("</section>");
+
+    // Districts: now against yesterday, and one chart.
+    if !state.districts.is_empty() {
+        let _ = write!(
+            body,
+            "<h3>{d}</h3><div class=\"scroll\"><table><thead><tr><th scope=\"col\">{d}</th><th scope=\"col\">{inflow}</th>\
+             <th scope=\"col\">{yday} (±)</th><th scope=\"col\">{press}</th><th scope=\"col\">{yday}</th></tr></thead><tbody>",
+            d = lang.t(Msg::District),
+            inflow = lang.t(Msg::InflowNow),
+            yday = lang.t(Msg::SameTimeYesterday),
+            press = lang.t(Msg::CriticalPressureNow),
+        );
+        for d in state.districts.iter() {
+            let (q_now, q_then, q_unit) = match &d.inflow {
+                Some(k) => {
+                    let (a, b) = now_and_yesterday(&state, k, now).await?;
+                    (a, b, state.unit(&k.device, &k.point))
+                }
+                None => (None, None, ""),
+            };
+            let (p_now, p_then, p_unit) = match &d.critical_pressure {
+                Some(k) => {
+                    let (a, b) = now_and_yesterday(&state, k, now).await?;
+                    (a, b, state.unit(&k.device, &k.point))
+                }
+                None => (None, None, ""),
+            };
+            let link = |k: &Option<SeriesKey>, text: String| match k {
+                Some(k) => format!("<a href=\"/devices/{}/{}?range=24h\">{text}</a>", k.device, k.point),
+                None => text,
+            };
+            let _ = write!(
+                body,
+                "<tr><th scope=\"row\">{name}</th><td class=\"num\">{qn}</td><td class=\"num\">{qt} ({qc})</td>\
+                 <td class=\"num\">{pn}</td><td class=\"num\">{pt}</td></tr>",
+                name = escape(&d.name),
+                qn = link(&d.inflow, number(q_now, q_unit)),
+                qt = number(q_then, q_unit),
+                qc = change(q_now, q_then),
+                pn = link(&d.critical_pressure, number(p_now, p_unit)),
+                pt = number(p_then, p_unit),
+            );
+        }
+        body.push_str("</tbody></table></div>");
+        let (series, from, window_ms) = inflow_series(&state, now, CHART_W).await?;
+        if series.iter().any(|(_, w)| !w.is_empty()) {
+            let names: Vec<String> = series.iter().map(|(n, _)| n.clone()).collect();
+            let svg = chart::lines_svg(&series, from, now, window_ms, (CHART_W, chart_height(CHART_W)));
+            let _ = write!(
+                body,
+                "<h3>{title}</h3><figure data-chart=\"/districts/inflow.svg?\" data-w=\"{CHART_W}\" role=\"img\" aria-label=\"{title}\">\
+                 <div class=\"svgbox\">{svg}</div></figure><p class=\"legend\">",
+                title = lang.t(Msg::DistrictInflow24h),
+            );
+            for (i, name) in names.iter().enumerate() {
+                let (r, g, b) = chart::palette(i);
+                let _ = write!(
+                    body,
+                    "<span><span class=\"swatch\" style=\"background:rgb({r},{g},{b})\"></span>{}</span> ",
+                    escape(name)
+                );
+            }
+            body.push_str("</p>");
+        }
+    }
+
+    // Devices, one line each; problems first so that they are seen.
+    let _ = write!(
+        body,
+        "<h3>{dev}</h3><div class=\"scroll\"><table class=\"devices\"><thead><tr><th scope=\"col\">{dev}</th><th scope=\"col\">{st}</th>\
+         <th scope=\"col\">{last}</th><th scope=\"col\">{problems}</th></tr></thead><tbody>",
+        dev = lang.t(Msg::Device),
+        st = lang.t(Msg::Status),
+        last = lang.t(Msg::LastReading),
+        problems = lang.t(Msg::FailingPoints),
+    );
+    let mut ordered = statuses;
+    ordered.sort_by_key(|s| match s.2 {
+        Status::Down => 0,
+        Status::Degraded => 1,
+        Status::Up => 2,
+    });
+    for (name, readings, st) in ordered {
+        let newest = readings.iter().map(|r| r.time).max().unwrap_or(now);
+        let (class, label) = match st {
+            Status::Up => ("q-good", lang.t(Msg::StatusUp)),
+            Status::Degraded => ("q-bad", lang.t(Msg::StatusDegraded)),
+            Status::Down => ("q-bad", lang.t(Msg::StatusDown)),
+        };
+        let failing: Vec<String> =
+            readings.iter().filter(|r| !r.quality.is_good()).map(|r| format!("{} ({})", r.point, r.quality)).collect();
+        let failing = if failing.len() > 4 {
+            format!("{} … (+{})", failing[..4].join(", "), failing.len() - 4)
+        } else {
+            failing.join(", ")
+        };
+        let _ = write!(
+            body,
+            "<tr id=\"dev-{name}\"><td><a href=\"/devices/{name}\">{name}</a></td><td><span class=\"{class}\">{label}</span></td>\
+             <td>{time} <small>({age} s)</small></td><td>{failing}</td></tr>",
+            time = newest.with_timezone(&jst()).format("%H:%M:%S"),
+            age = (now - newest).num_seconds().max(0),
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    body.push_str(crate::detail::RESIZE_SCRIPT);
+    let here = uri.path_and_query().map_or("/", |p| p.as_str());
+    Ok(Html(page(&Frame { lang, title: lang.t(Msg::Overview), user: Some(&user), here, refresh_s: Some(30) }, &body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use model::{DeviceId, PointName, Quality};
+
+    use super::*;
+
+    fn reading(point: &str, age_s: i64, quality: Quality, now: DateTime<Utc>) -> Reading {
+        Reading {
+            device: DeviceId::new("d1").unwrap(),
+            point: PointName::new(point).unwrap(),
+            time: now - Duration::seconds(age_s),
+            value: if quality.is_good() { Value::Number(1.0) } else { Value::Absent },
+            quality,
+        }
+    }
+
+    #[test]
+    fn status_from_quality_and_age() {
+        let now = Utc::now();
+        assert_eq!(
+            status(&[reading("a", 1, Quality::Good, now), reading("b", 1, Quality::Good, now)], now),
+            Status::Up
+        );
+        assert_eq!(
+            status(&[reading("a", 1, Quality::Good, now), reading("b", 1, Quality::OutOfRange, now)], now),
+            Status::Degraded
+        );
+        assert_eq!(status(&[reading("a", 1, Quality::CommFail, now)], now), Status::Down);
+        assert_eq!(status(&[reading("a", STALE_S + 5, Quality::Good, now)], now), Status::Down);
+        assert_eq!(status(&[], now), Status::Down);
+    }
+
+    #[test]
+    fn change_against_yesterday() {
+        assert_eq!(change(Some(110.0), Some(100.0)), "+10.0%");
+        assert_eq!(change(Some(90.0), Some(100.0)), "-10.0%");
+        assert_eq!(change(Some(90.0), None), "—");
+        assert_eq!(change(Some(1.0), Some(0.0)), "—");
+    }
+}
