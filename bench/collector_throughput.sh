@@ -35,15 +35,23 @@ sleep 3
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 metric() { curl -fsS "http://127.0.0.1:$2/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-quantile() {  # quantile Q PORT: upper bound of the lag bucket holding the Q-th quantile
-    curl -fsS "http://127.0.0.1:$2/metrics" | python3 -c "
-import sys, re
-q = float(sys.argv[1]); rows = []
-for line in sys.stdin:
-    m = re.match(r'collector_store_lag_seconds_bucket\{le=\"([^\"]+)\"\} (\d+)', line)
-    if m: rows.append((float('inf') if m[1] == '+Inf' else float(m[1]), int(m[2])))
+lag_buckets() { curl -fsS "http://127.0.0.1:$1/metrics" | grep '^collector_store_lag_seconds_bucket'; }
+quantile() {  # quantile Q FILE_BEFORE FILE_AFTER: upper bound of the lag bucket holding the Q-th
+              # quantile of the readings stored between the two snapshots
+    python3 - "$@" <<'PY'
+import re, sys
+def read(path):
+    rows = []
+    for line in open(path):
+        m = re.match(r'collector_store_lag_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
+        if m:
+            rows.append((float("inf") if m[1] == "+Inf" else float(m[1]), int(m[2])))
+    return rows
+q, before, after = float(sys.argv[1]), read(sys.argv[2]), read(sys.argv[3])
+rows = [(b, n1 - n0) for (b, n0), (_, n1) in zip(before, after)]
 total = rows[-1][1]
-print(next((b for b, n in rows if n >= q * total), float('inf')))" "$1"
+print(next((b for b, n in rows if n >= q * total), float("inf")))
+PY
 }
 hz=$(getconf CLK_TCK)
 
@@ -57,10 +65,12 @@ run_collector() {  # run_collector NAME STORE_URL
     local db=${3:-}
     c0=$(ticks "$col"); s0=$(ticks "$sim"); w0=$(metric collector_readings_written_total "$mport"); r0=$(metric collector_requests_total "$mport"); t0=$(date +%s.%N)
     [ -n "$db" ] && d0=$(ticks "$db")
+    lag_buckets "$mport" > "$tmp/lag0"
     sleep "$SECS"
     c1=$(ticks "$col"); s1=$(ticks "$sim"); w1=$(metric collector_readings_written_total "$mport"); r1=$(metric collector_requests_total "$mport"); t1=$(date +%s.%N)
     [ -n "$db" ] && d1=$(ticks "$db")
-    local p50 p99; p50=$(quantile 0.5 "$mport"); p99=$(quantile 0.99 "$mport")
+    lag_buckets "$mport" > "$tmp/lag1"
+    local p50 p99; p50=$(quantile 0.5 "$tmp/lag0" "$tmp/lag1"); p99=$(quantile 0.99 "$tmp/lag0" "$tmp/lag1")
     kill -TERM "$col"; wait "$col" || true
     python3 - "$1" "$points" "$c0" "$c1" "$s0" "$s1" "$w0" "$w1" "$r0" "$r1" "$t0" "$t1" "$hz" "$p50" "$p99" "$d0" "$d1" <<'PY'
 import sys
