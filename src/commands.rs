@@ -32,11 +32,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 sim(scenario.as_deref(), listen, options, scale, emit_collector_config, events_out.as_deref()).await
             }
             Command::Collect { config, store, buffer_dir, metrics, rules, accounts } => {
+                // Check the configuration before opening anything: a bad file changes nothing,
+                // not even by creating an empty alerts file.
+                let loaded = CollectorConfig::load(&config)?;
                 let alerting = match rules {
                     Some(rules) => Some(crate::alerts::setup(&rules, &store, accounts.as_deref()).await?),
                     None => None,
                 };
-                collect(&config, &store, buffer_dir.as_deref(), metrics, alerting).await
+                collect(&config, loaded, &store, buffer_dir.as_deref(), metrics, alerting).await
             }
             Command::Serve { store, http, config, accounts, secure_cookies } => {
                 let accounts = crate::user::accounts_path(Some(&store), accounts.as_deref())?;
@@ -209,13 +212,12 @@ fn metrics_router(metrics: Arc<Metrics>) -> axum::Router {
 
 async fn collect(
     config_path: &Path,
+    config: CollectorConfig,
     store_url: &str,
     buffer_dir: Option<&Path>,
     metrics_addr: Option<std::net::SocketAddr>,
     alerting: Option<collector::Alerting>,
 ) -> anyhow::Result<()> {
-    // Validate the configuration before touching the store: a bad file changes nothing.
-    let config = CollectorConfig::load(config_path)?;
     let mut options = CollectorOptions::new("mizumori-buffer");
     config.buffer.apply(config_path.parent().unwrap_or(Path::new(".")), &mut options);
     if let Some(dir) = buffer_dir {

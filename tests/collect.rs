@@ -95,11 +95,13 @@ fn bad_config_is_reported_and_stores_nothing() {
     )
     .unwrap();
     let db = dir.path().join("m.sqlite");
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/demo.toml");
     let out = bin()
         .args(["collect", "--config"])
         .arg(&config)
         .arg("--store")
         .arg(format!("sqlite://{}", db.display()))
+        .args(["--rules", rules])
         .output()
         .unwrap();
     assert!(!out.status.success());
