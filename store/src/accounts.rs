@@ -7,9 +7,9 @@
 //! file gives neither a password nor a usable session.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::StoreError;
+use crate::sqlite_file::SqliteFile;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS account (
@@ -198,13 +199,7 @@ pub trait AccountStore: Send + Sync {
 /// Accounts in a SQLite file (usually the embedded store's own file).
 #[derive(Debug, Clone)]
 pub struct SqliteAccounts {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    inner: Arc<SqliteFile>,
 }
 
 fn millis_to_time(ms: i64) -> DateTime<Utc> {
@@ -233,51 +228,24 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 impl SqliteAccounts {
     /// Opens (creating if needed) the accounts tables in the SQLite file at `path`.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let path = path.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let err = |source| StoreError::Sqlite { path: path.display().to_string(), source };
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| err(rusqlite::Error::InvalidPath(PathBuf::from(format!("{}: {e}", dir.display())))))?;
-            }
-            let conn = Connection::open(&path).map_err(err)?;
-            Self::init(path.clone(), conn).map_err(err)
-        })
-        .await
-        .expect("open task does not panic")
+        Ok(SqliteAccounts { inner: SqliteFile::open(path, SCHEMA).await? })
     }
 
     /// An empty account store in memory: nobody can log in. The dashboard starts with this
     /// until it is given real accounts, so a forgotten wiring fails closed.
     pub fn in_memory() -> Self {
-        let conn = Connection::open_in_memory().expect("SQLite can always open a memory database");
-        Self::init(PathBuf::from(":memory:"), conn).expect("the schema applies to a fresh memory database")
-    }
-
-    fn init(path: PathBuf, conn: Connection) -> rusqlite::Result<Self> {
-        // WAL as in the readings store, which may share this file; foreign keys so deleting
-        // a user ends their sessions.
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(SqliteAccounts { inner: Arc::new(Inner { path, conn: Mutex::new(conn) }) })
+        SqliteAccounts { inner: SqliteFile::in_memory(SCHEMA) }
     }
 
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.path()
     }
 
-    /// Runs `f` on the connection on the blocking pool.
     async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = this.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn).map_err(|source| StoreError::Sqlite { path: this.inner.path.display().to_string(), source })
-        })
-        .await
-        .expect("accounts task does not panic")
+        self.inner.call(f).await
     }
 }
 

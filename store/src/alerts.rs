@@ -10,8 +10,8 @@
 //! change, across restarts, whichever process (collector or CLI) made the change. This module
 //! evaluates no rules and sends nothing: the collector does.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -19,6 +19,7 @@ use model::{Alert, AlertState, DeviceId, NewAlert, PointName, Severity};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::StoreError;
+use crate::sqlite_file::SqliteFile;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS alert (
@@ -153,13 +154,7 @@ pub trait AlertStore: Send + Sync {
 /// Alerts in a SQLite file (the embedded store's file, or the accounts file).
 #[derive(Debug, Clone)]
 pub struct SqliteAlerts {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    inner: Arc<SqliteFile>,
 }
 
 fn millis_to_time(ms: i64) -> DateTime<Utc> {
@@ -253,39 +248,18 @@ fn transition(
 impl SqliteAlerts {
     /// Opens (creating if needed) the alert tables in the SQLite file at `path`.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let path = path.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let err = |source| StoreError::Sqlite { path: path.display().to_string(), source };
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| err(rusqlite::Error::InvalidPath(PathBuf::from(format!("{}: {e}", dir.display())))))?;
-            }
-            let conn = Connection::open(&path).map_err(err)?;
-            // WAL as in the readings store, which usually shares this file.
-            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
-                .map_err(err)?;
-            conn.execute_batch(SCHEMA).map_err(err)?;
-            Ok(SqliteAlerts { inner: Arc::new(Inner { path: path.clone(), conn: Mutex::new(conn) }) })
-        })
-        .await
-        .expect("open task does not panic")
+        Ok(SqliteAlerts { inner: SqliteFile::open(path, SCHEMA).await? })
     }
 
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.path()
     }
 
     async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = this.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn).map_err(|source| StoreError::Sqlite { path: this.inner.path.display().to_string(), source })
-        })
-        .await
-        .expect("alerts task does not panic")
+        self.inner.call(f).await
     }
 }
 

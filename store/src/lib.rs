@@ -29,6 +29,7 @@ pub mod influx;
 pub mod lineproto;
 pub mod risk;
 pub mod sqlite;
+mod sqlite_file;
 mod url;
 mod validate;
 

@@ -6,9 +6,9 @@
 //! parameters, so no request text ever becomes SQL. This module does not rank anything.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 
 use crate::StoreError;
+use crate::sqlite_file::SqliteFile;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS risk_run (
@@ -322,13 +323,7 @@ pub trait RiskStore: Send + Sync {
 /// Risk runs in a SQLite file (the embedded store's own file in the demo).
 #[derive(Debug, Clone)]
 pub struct SqliteRisk {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    inner: Arc<SqliteFile>,
 }
 
 const ROW_COLUMNS: &str = "rank, asset_id, material, material_ja, diameter_mm, length_m, install_year, district, \
@@ -402,42 +397,20 @@ fn where_clause(run: i64, f: &RiskFilter) -> (String, Vec<rusqlite::types::Value
 impl SqliteRisk {
     /// Opens (creating if needed) the risk tables in the SQLite file at `path`.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let path = path.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let err = |source| StoreError::Sqlite { path: path.display().to_string(), source };
-            let conn = Connection::open(&path).map_err(err)?;
-            Self::init(path.clone(), conn).map_err(err)
-        })
-        .await
-        .expect("open task does not panic")
+        Ok(SqliteRisk { inner: SqliteFile::open(path, SCHEMA).await? })
     }
 
     /// No runs, in memory: the dashboard starts with this until it is given a file, so its
     /// risk pages say "no ranking yet" rather than fail.
     pub fn in_memory() -> Self {
-        let conn = Connection::open_in_memory().expect("SQLite can always open a memory database");
-        Self::init(PathBuf::from(":memory:"), conn).expect("the schema applies to a fresh memory database")
-    }
-
-    fn init(path: PathBuf, conn: Connection) -> rusqlite::Result<Self> {
-        // WAL and a busy timeout as in the readings store, which shares this file and writes
-        // every second while a run is saved.
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(SqliteRisk { inner: Arc::new(Inner { path, conn: Mutex::new(conn) }) })
+        SqliteRisk { inner: SqliteFile::in_memory(SCHEMA) }
     }
 
     async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = this.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn).map_err(|source| StoreError::Sqlite { path: this.inner.path.display().to_string(), source })
-        })
-        .await
-        .expect("risk task does not panic")
+        self.inner.call(f).await
     }
 }
 
