@@ -109,11 +109,6 @@ impl Metrics {
         self.alerts_raised.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Readings written to the store so far.
-    pub fn written_total(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
-    }
-
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();

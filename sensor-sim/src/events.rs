@@ -115,29 +115,6 @@ impl EventKind {
             _ => "",
         }
     }
-
-    pub const ALL: [EventKind; 17] = {
-        use EventKind::*;
-        [
-            Burst,
-            LeakGrowth,
-            HydrantFlushing,
-            PumpTrip,
-            Cavitation,
-            BearingWear,
-            ImpellerWear,
-            Blockage,
-            Rain,
-            SensorFlatline,
-            SensorSpike,
-            SensorOutOfRange,
-            CommTimeout,
-            CommLateReply,
-            CommException,
-            CommReset,
-            CommUnreachable,
-        ]
-    };
 }
 
 /// One event with its true times: the ground truth detectors are scored against.
