@@ -6,6 +6,7 @@ pub mod cli;
 mod commands;
 mod districts;
 pub mod logging;
+mod plan;
 mod risk;
 mod risk_demo;
 mod shutdown;

@@ -25,6 +25,8 @@ pub enum AnalyticsError {
     Fit { model: &'static str, why: String },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: csv::Error },
+    #[error("{}: line {line}, column {column}: {why}", path.display())]
+    Row { path: PathBuf, line: usize, column: String, why: String },
     #[error("invalid parameter {name} = {value}: {why}")]
     InvalidParam { name: &'static str, value: String, why: &'static str },
 }
