@@ -264,7 +264,11 @@ async fn openapi_documents_paths_that_exist() {
     let paths = spec["paths"].as_object().unwrap();
     for path in dashboard::openapi::DOCUMENTED_GETS {
         assert!(paths[path]["get"].is_object(), "{path} documented");
-        let uri = path.replace("{device}", "fm01").replace("{point}", "flow").replace("{asset_id}", "P-001");
+        let uri = path
+            .replace("{device}", "fm01")
+            .replace("{point}", "flow")
+            .replace("{asset_id}", "P-001")
+            .replace("{id}", "1");
         let r = viewer.get(&state, &uri).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.body);
     }
