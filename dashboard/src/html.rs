@@ -132,10 +132,10 @@ article.alert h3 a {{ min-height: 44px; display: inline-flex; align-items: cente
 article.alert .msg {{ font-size: 1.05rem; margin: 0.3rem 0; }}
 article.alert p {{ margin: 0.3rem 0; }}
 .sev {{ display: inline-block; padding: 0.15rem 0.5rem; border-radius: 3px; font-weight: bold; white-space: nowrap; }}
-.sev-critical {{ border-left-color: #a4161a; }} span.sev-critical {{ background: #a4161a; color: white; }}
-.sev-major {{ border-left-color: #d9480f; }} span.sev-major {{ background: #ffd8a8; color: #1b1b1b; }}
-.sev-minor {{ border-left-color: #e0b000; }} span.sev-minor {{ background: #fff3bf; color: #1b1b1b; }}
-.sev-info {{ border-left-color: #1c7ed6; }} span.sev-info {{ background: #d0ebff; color: #1b1b1b; }}
+article.alert.sev-critical {{ border-left-color: #a4161a; }} span.sev-critical {{ background: #a4161a; color: white; }}
+article.alert.sev-major {{ border-left-color: #d9480f; }} span.sev-major {{ background: #ffd8a8; color: #1b1b1b; }}
+article.alert.sev-minor {{ border-left-color: #e0b000; }} span.sev-minor {{ background: #fff3bf; color: #1b1b1b; }}
+article.alert.sev-info {{ border-left-color: #1c7ed6; }} span.sev-info {{ background: #d0ebff; color: #1b1b1b; }}
 .state-open {{ color: #a4161a; }} .state-acknowledged {{ color: #176b2c; }}
 .journal {{ background: #f1f3f5; padding: 0.3rem 0.5rem; border-radius: 4px; }}
 form.act {{ margin: 0.5rem 0; }}
