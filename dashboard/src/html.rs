@@ -116,7 +116,7 @@ input[type=text], input[type=password] {{ width: 100%; max-width: 20rem; padding
 table {{ border-collapse: collapse; }} td, th {{ padding: 0.3rem 0.6rem; border-bottom: 1px solid #e3e6ea; text-align: left; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 figure {{ margin: 0.5rem 0; }}
-svg {{ max-width: 100%; height: auto; }}
+svg, .svgbox img {{ max-width: 100%; height: auto; }}
 .scroll {{ overflow-x: auto; max-width: 100%; }}
 .kpis {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(10rem, 1fr)); gap: 0.5rem; margin: 0.5rem 0; }}
 .kpi {{ background: white; border: 1px solid #d8dde3; border-radius: 6px; padding: 0.5rem 0.8rem; }}

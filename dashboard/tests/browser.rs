@@ -126,12 +126,13 @@ async fn crew_logs_in_and_reads_charts_on_a_phone() {
         .await;
         save_screenshot(&c, "overview-390x844.png").await;
 
-        // A device page: its charts are redrawn at the phone's width by the page script.
+        // A device page: its charts are images that load when scrolled to, asked for at the
+        // phone's width by the page script.
         c.goto(&format!("{base}/devices/fm01")).await.unwrap();
         let svg_w = wait_for(
             &c,
-            "chart redrawn to fit",
-            "const s = document.querySelector('.svgbox svg'); return s ? +s.getAttribute('width') : 0",
+            "chart loaded at the phone's width",
+            "const i = document.querySelector('.svgbox img'); return i && i.complete ? i.naturalWidth : 0",
             |w| w > 0.0 && w <= f64::from(WIDTH),
         )
         .await;
