@@ -116,6 +116,7 @@ async fn demo(
     let metrics = Arc::new(Metrics::default());
     let options = CollectorOptions::new(data_dir.join("buffer"));
     let alerting = crate::alerts::demo(&db).await?;
+    let alert_store = alerting.store.clone();
     let collector_task = tokio::spawn(collector::run_with_alerts(
         config,
         store.clone(),
@@ -127,6 +128,7 @@ async fn demo(
     let state = dashboard::AppState::new(store.clone())
         .with_units(&devices)
         .with_accounts(accounts)
+        .with_alerts(alert_store)
         .with_risk(Arc::new(risk.clone()))
         .with_districts(districts);
     let router = dashboard::app(state).merge(metrics_router(metrics));
@@ -268,9 +270,14 @@ async fn serve(
     let cancel = shutdown::on_signal();
     // Risk rankings live beside the accounts: in the embedded file, or a file of their own.
     let risk = crate::risk_demo::open(accounts_path).await?;
+    // Alerts too: the collector writes them to the same file (`collect --rules`).
+    let alerts = store::SqliteAlerts::open(accounts_path)
+        .await
+        .with_context(|| format!("opening the alerts in {}", accounts_path.display()))?;
     let state = dashboard::AppState::new(store)
         .with_units(&devices)
         .with_accounts(accounts)
+        .with_alerts(Arc::new(alerts))
         .with_risk(Arc::new(risk))
         .with_auth(auth);
     dashboard::serve(listener, state, cancel).await?;

@@ -246,13 +246,37 @@ fn figure(base: &str, c: &Checked, svg: &str, label: &str) -> String {
     )
 }
 
+/// A chart as an image the browser loads when it scrolls into view, at the server's guess of
+/// the width (the resize script corrects it before loading). The device page uses these: a
+/// pump station has ~46 points, and inline SVGs made its HTML ~560 KB.
+fn lazy_figure(base: &str, c: &Checked, label: &str) -> String {
+    let query = range_query(c).replace('+', "%2B");
+    let src = format!("{base}/chart.svg?{query}");
+    format!(
+        "<figure data-chart=\"{src}\" data-w=\"{w}\"><div class=\"svgbox\">\
+         <img src=\"{src}&amp;w={w}\" width=\"{w}\" height=\"{h}\" loading=\"lazy\" decoding=\"async\" alt=\"{label}\">\
+         </div></figure>",
+        w = c.width,
+        h = chart_height(c.width),
+        label = escape(label),
+    )
+}
+
 /// Redraws each chart at the width its box really has, when that differs by more than 10 %
-/// from what the server guessed. Without scripts the server's width stays.
+/// from what the server guessed: an inline SVG is fetched again, a lazy image gets its new
+/// address before it loads. Without scripts the server's width stays. The height rule is
+/// `chart_height`'s.
 pub(crate) const RESIZE_SCRIPT: &str = r#"<script>
 for (const f of document.querySelectorAll('figure[data-chart]')) {
   const box = f.querySelector('.svgbox');
   const want = Math.max(200, Math.min(3000, Math.round(box.clientWidth)));
   if (Math.abs(want - f.dataset.w) / f.dataset.w > 0.1) {
+    const img = box.querySelector('img');
+    if (img) {
+      img.width = want; img.height = Math.max(180, Math.min(360, Math.floor(want * 2 / 5)));
+      img.src = f.dataset.chart + '&w=' + want; f.dataset.w = want;
+      continue;
+    }
     fetch(f.dataset.chart + '&w=' + want, {credentials: 'same-origin'})
       .then(r => r.ok ? r.text() : null)
       .then(t => { if (t) { box.innerHTML = t; f.dataset.w = want; } });
@@ -291,7 +315,8 @@ fn fmt_time(t: DateTime<Utc>) -> String {
     t.with_timezone(&jst()).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-/// `GET /devices/{device}`: every point of a device with its latest value and a chart.
+/// `GET /devices/{device}`: every point of a device with its latest value and a chart that
+/// loads when scrolled to (so the page is the same small size over any range).
 pub(crate) async fn device_page(
     State(state): State<AppState>,
     Extension(lang): Extension<Lang>,
@@ -320,9 +345,7 @@ pub(crate) async fn device_page(
         let chart = if matches!(r.value, Value::Text(_)) {
             String::new()
         } else {
-            let (windows, window_ms) = windows_of(&state, &device, &r.point, &c).await?;
-            let svg = chart::line_svg(&windows, c.from, c.to, window_ms, (c.width, chart_height(c.width)));
-            figure(&point_base, &c, &svg, &format!("{} {device}/{}", lang.t(Msg::ChartOf), r.point))
+            lazy_figure(&point_base, &c, &format!("{} {device}/{}", lang.t(Msg::ChartOf), r.point))
         };
         let _ = write!(
             body,

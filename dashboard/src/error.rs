@@ -1,6 +1,6 @@
 //! One error type for every handler, mapped to a response in one place.
 
-use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,10 @@ pub enum AppError {
     /// Logged in, but the role does not allow it.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The request is fine but the thing it acts on has moved on (an alert someone else
+    /// already resolved).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// An unsafe request with a session but without that session's CSRF token.
     #[error("CSRF token missing or wrong")]
     Csrf,
@@ -39,6 +43,12 @@ impl From<QueryRejection> for AppError {
 impl From<FormRejection> for AppError {
     fn from(e: FormRejection) -> Self {
         AppError::BadRequest(format!("bad form: {}", e.body_text()))
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(e: JsonRejection) -> Self {
+        AppError::BadRequest(format!("bad JSON body: {}", e.body_text()))
     }
 }
 
@@ -63,6 +73,7 @@ impl IntoResponse for AppError {
                 (StatusCode::UNAUTHORIZED, "login required: POST /login").into_response()
             }
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, m).into_response(),
+            AppError::Conflict(m) => (StatusCode::CONFLICT, m).into_response(),
             AppError::Csrf => {
                 (StatusCode::FORBIDDEN, "CSRF token missing or wrong: reload the page and try again").into_response()
             }

@@ -48,8 +48,9 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
     // The sections a logged-in user can open, on every page.
     let nav = if f.user.is_some() {
         format!(
-            "<nav class=\"main\"><a href=\"/\">{}</a><a href=\"/risk\">{}</a><a href=\"/model\">{}</a></nav>",
+            "<nav class=\"main\"><a href=\"/\">{}</a><a href=\"/alerts\">{}</a><a href=\"/risk\">{}</a><a href=\"/model\">{}</a></nav>",
             lang.t(Msg::Overview),
+            lang.t(Msg::Alerts),
             lang.t(Msg::RiskRanking),
             lang.t(Msg::ModelCard)
         )
@@ -115,7 +116,7 @@ input[type=text], input[type=password] {{ width: 100%; max-width: 20rem; padding
 table {{ border-collapse: collapse; }} td, th {{ padding: 0.3rem 0.6rem; border-bottom: 1px solid #e3e6ea; text-align: left; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 figure {{ margin: 0.5rem 0; }}
-svg {{ max-width: 100%; height: auto; }}
+svg, .svgbox img {{ max-width: 100%; height: auto; }}
 .scroll {{ overflow-x: auto; max-width: 100%; }}
 .kpis {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(10rem, 1fr)); gap: 0.5rem; margin: 0.5rem 0; }}
 .kpi {{ background: white; border: 1px solid #d8dde3; border-radius: 6px; padding: 0.5rem 0.8rem; }}
@@ -125,6 +126,21 @@ form.filters {{ display: flex; flex-wrap: wrap; gap: 0 1rem; align-items: flex-e
 form.filters input[type=number] {{ width: 7rem; }}
 tr.chosen {{ background: #e8f0f8; font-weight: bold; }}
 td a, th a {{ display: inline-block; min-height: 24px; }}
+article.alert {{ background: white; border: 1px solid #d8dde3; border-left: 8px solid #6b7280; border-radius: 6px; margin: 0.8rem 0; padding: 0.3rem 0.8rem 0.6rem; }}
+article.alert h3 {{ font-size: 1.05rem; margin: 0.4rem 0; display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; }}
+article.alert h3 a {{ min-height: 44px; display: inline-flex; align-items: center; }}
+article.alert .msg {{ font-size: 1.05rem; margin: 0.3rem 0; }}
+article.alert p {{ margin: 0.3rem 0; }}
+.sev {{ display: inline-block; padding: 0.15rem 0.5rem; border-radius: 3px; font-weight: bold; white-space: nowrap; }}
+article.alert.sev-critical {{ border-left-color: #a4161a; }} span.sev-critical {{ background: #a4161a; color: white; }}
+article.alert.sev-major {{ border-left-color: #d9480f; }} span.sev-major {{ background: #ffd8a8; color: #1b1b1b; }}
+article.alert.sev-minor {{ border-left-color: #e0b000; }} span.sev-minor {{ background: #fff3bf; color: #1b1b1b; }}
+article.alert.sev-info {{ border-left-color: #1c7ed6; }} span.sev-info {{ background: #d0ebff; color: #1b1b1b; }}
+.state-open {{ color: #a4161a; }} .state-acknowledged {{ color: #176b2c; }}
+.journal {{ background: #f1f3f5; padding: 0.3rem 0.5rem; border-radius: 4px; }}
+form.act {{ margin: 0.5rem 0; }}
+form.act textarea, form.act select {{ width: 100%; max-width: 30rem; min-height: 44px; font: inherit; box-sizing: border-box; display: block; margin-bottom: 0.3rem; }}
+.button.primary {{ background: #0b3d66; color: white; font-weight: bold; }}
 @media (max-width: 640px) {{ .point {{ grid-template-columns: 1fr; }} main {{ padding: 0.5rem 0.5rem 2rem; }} }}
 </style>
 </head>

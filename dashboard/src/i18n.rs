@@ -217,6 +217,42 @@ catalogue! {
     CriticalPressureNow => "Critical-point pressure now", "末端圧力（現在）";
     SameTimeYesterday => "Yesterday, same time", "前日同時刻";
     DistrictInflow24h => "District inflow, last 24 hours", "配水区流入量（過去24時間）";
+    Alerts => "Alerts", "アラート";
+    Alert => "Alert", "アラート";
+    OpenAlerts => "Active alerts", "対応が必要なアラート";
+    SevCritical => "Critical", "緊急";
+    SevMajor => "Major", "重大";
+    SevMinor => "Minor", "軽微";
+    SevInfo => "Info", "情報";
+    Severity => "Severity", "重要度";
+    StateActive => "Active (open, acknowledged, shelved)", "対応中（未対応・確認済み・保留）";
+    StateOpen => "Open", "未対応";
+    StateAcknowledged => "Acknowledged", "確認済み";
+    StateShelved => "Shelved", "保留中";
+    StateResolved => "Resolved", "解決済み";
+    FirstSeen => "First seen", "発生";
+    LastSeen => "last seen", "最終検知";
+    Repeats => "times", "回数";
+    AcknowledgedBy => "Acknowledged by", "確認:";
+    ShelvedUntil => "Shelved until", "保留期限:";
+    ResolvedBy => "Resolved by", "解決:";
+    ResolvedByRule => "the rule (condition cleared)", "ルール（状態が回復）";
+    AckComment => "Comment (what you are doing)", "コメント（対応内容）";
+    Acknowledge => "Acknowledge", "確認する";
+    ResolveNote => "Note on the fix", "解決メモ";
+    Resolve => "Resolve", "解決済みにする";
+    ShelveFor => "Shelve for", "保留する期間";
+    Shelve => "Shelve", "保留する";
+    HoursUnit => "hours", "時間";
+    DaysUnit => "days", "日";
+    AlertDetails => "Details and more actions", "詳細・その他の操作";
+    ActiveBySeverity => "Active alerts by severity", "重要度別の対応中アラート";
+    NoAlerts => "No alerts match.", "該当するアラートはありません。";
+    ListCut => "The list shows only the first", "表示は先頭のみ:";
+    Place => "Place:", "場所:";
+    AlertsShown => "alerts shown", "件を表示";
+    AlertHistory => "Alert history", "アラート履歴";
+    BackToAlerts => "Back to the alerts", "アラート一覧に戻る";
 }
 
 #[cfg(test)]

@@ -6,12 +6,13 @@
 //!
 //! Every route but `/api/health` and `/login` needs a session; `auth` holds sessions, CSRF
 //! and the role-to-permission map. Pages are in Japanese or English (`i18n`). The overview
-//! (`overview`) sums up the network; the risk pages (`risk`) read stored rankings. Alerts and
-//! plan pages come with their issues.
+//! (`overview`) sums up the network; the alerts inbox (`alerts`) lets crews act on alerts; the
+//! risk pages (`risk`) read stored rankings. Plan pages come with their issue.
 
 // The hand-written OpenAPI document is one `json!` literal, deeper than the default limit.
 #![recursion_limit = "256"]
 
+mod alerts;
 pub mod auth;
 mod chart;
 mod detail;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use model::{DeviceConfig, DeviceId, PointName};
-use store::{AccountStore, RiskStore, SeriesKey, SqliteAccounts, SqliteRisk, Store};
+use store::{AccountStore, AlertStore, RiskStore, SeriesKey, SqliteAccounts, SqliteAlerts, SqliteRisk, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -56,6 +57,9 @@ pub struct AppState {
     /// Users and sessions; empty (nobody can log in) until [`AppState::with_accounts`].
     pub accounts: Arc<dyn AccountStore>,
     pub auth: Arc<AuthConfig>,
+    /// Alerts raised by the collector's rules; empty (the inbox says so) until
+    /// [`AppState::with_alerts`].
+    pub alerts: Arc<dyn AlertStore>,
     /// Stored risk rankings; empty (the risk pages say so) until [`AppState::with_risk`].
     pub risk: Arc<dyn RiskStore>,
     /// The districts the overview sums up, when the device map says which meters are whose.
@@ -76,6 +80,7 @@ impl AppState {
             units: Arc::default(),
             accounts: Arc::new(SqliteAccounts::in_memory()),
             auth: Arc::default(),
+            alerts: Arc::new(SqliteAlerts::in_memory()),
             risk: Arc::new(SqliteRisk::in_memory()),
             districts: Arc::default(),
             throttle: Arc::default(),
@@ -85,6 +90,12 @@ impl AppState {
     /// Reads risk rankings from this store.
     pub fn with_risk(mut self, risk: Arc<dyn RiskStore>) -> Self {
         self.risk = risk;
+        self
+    }
+
+    /// Reads and changes alerts in this store.
+    pub fn with_alerts(mut self, alerts: Arc<dyn AlertStore>) -> Self {
+        self.alerts = alerts;
         self
     }
 

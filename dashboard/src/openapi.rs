@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 /// The documented GET paths under `/api/`, with example parameters, for the test that calls
 /// each of them.
-pub const DOCUMENTED_GETS: [&str; 8] = [
+pub const DOCUMENTED_GETS: [&str; 10] = [
     "/api/health",
     "/api/devices",
     "/api/session",
@@ -18,9 +18,93 @@ pub const DOCUMENTED_GETS: [&str; 8] = [
     "/api/risk",
     "/api/risk/{asset_id}",
     "/api/model",
+    "/api/alerts",
+    "/api/alerts/{id}",
 ];
 
 pub fn spec() -> Value {
+    let mut spec = base();
+    let paths = spec["paths"].as_object_mut().expect("paths is an object");
+    paths.extend(alert_paths().as_object().expect("an object").clone());
+    let schemas = spec["components"]["schemas"].as_object_mut().expect("schemas is an object");
+    schemas.extend(alert_schemas().as_object().expect("an object").clone());
+    spec
+}
+
+/// The alert types; apart from the rest to keep each `json!` literal within the macro's depth.
+fn alert_schemas() -> Value {
+    json!({
+        "Severity": {"type": "string", "enum": ["info", "minor", "major", "critical"]},
+        "AlertState": {"type": "string", "enum": ["open", "acknowledged", "shelved", "resolved"]},
+        "Alert": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "rule": {"type": "string"}, "asset": {"type": "string"},
+            "device": {"$ref": "#/components/schemas/Name"}, "point": {"$ref": "#/components/schemas/Name"},
+            "severity": {"$ref": "#/components/schemas/Severity"}, "state": {"$ref": "#/components/schemas/AlertState"},
+            "first_seen": {"type": "string", "format": "date-time"}, "last_seen": {"type": "string", "format": "date-time"},
+            "count": {"type": "integer"}, "value": {"type": ["number", "null"]},
+            "message_ja": {"type": "string"}, "message_en": {"type": "string"},
+            "acknowledged_by": {"type": ["string", "null"]}, "acknowledged_at": {"type": ["string", "null"], "format": "date-time"},
+            "ack_comment": {"type": ["string", "null"]},
+            "resolved_by": {"type": ["string", "null"], "description": "null on a resolved alert: the rule resolved it."},
+            "resolved_at": {"type": ["string", "null"], "format": "date-time"}, "resolve_note": {"type": ["string", "null"]},
+            "shelved_until": {"type": ["string", "null"], "format": "date-time"}
+        }}
+    })
+}
+
+/// The alerts inbox's API: the list, one alert, and the three actions.
+fn alert_paths() -> Value {
+    let errors = json!({
+        "400": {"description": "A bad parameter or body; the text says which and why.", "content": {"text/plain": {}}},
+        "401": {"description": "No session: log in with POST /login.", "content": {"text/plain": {}}},
+        "403": {"description": "The role may not act on alerts (viewer, planner), or the CSRF token is missing or wrong.", "content": {"text/plain": {}}},
+        "404": {"description": "No such alert.", "content": {"text/plain": {}}},
+        "409": {"description": "The alert's state does not allow this (e.g. already resolved).", "content": {"text/plain": {}}}
+    });
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}});
+    let act = |summary: &str, body: Value| {
+        json!({"post": {
+            "summary": summary,
+            "description": "Crew, engineer and admin only. Needs the X-CSRF-Token header (GET /api/session).",
+            "parameters": [id.clone()],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": body}}},
+            "responses": {
+                "200": {"description": "The alert afterwards.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Alert"}}}},
+                "400": errors["400"], "401": errors["401"], "403": errors["403"], "404": errors["404"], "409": errors["409"]
+            }
+        }})
+    };
+    let text = |what: &str| json!({"type": "string", "maxLength": 2000, "description": what});
+    json!({
+        "/api/alerts": {"get": {
+            "summary": "Alerts, most severe first, then untaken before taken, then newest; at most 200",
+            "parameters": [
+                {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["active", "open", "acknowledged", "shelved", "resolved", "all"], "default": "active"}},
+                {"name": "severity", "in": "query", "schema": {"$ref": "#/components/schemas/Severity"}},
+                {"name": "asset", "in": "query", "description": "One asset's alerts (up to 128 characters).", "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "The list.", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "query": {"type": "string"},
+                    "active_by_severity": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "truncated": {"type": "boolean", "description": "More than 200 matched."},
+                    "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}
+                }}}}},
+                "400": errors["400"], "401": errors["401"]
+            }
+        }},
+        "/api/alerts/{id}": {"get": {
+            "summary": "One alert",
+            "parameters": [id.clone()],
+            "responses": {"200": {"description": "The alert.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Alert"}}}}, "400": errors["400"], "401": errors["401"], "404": errors["404"]}
+        }},
+        "/api/alerts/{id}/ack": act("Acknowledge an open or shelved alert, with a comment", json!({"type": "object", "properties": {"comment": text("What the crew is doing.")}})),
+        "/api/alerts/{id}/resolve": act("Resolve an active alert, with a note", json!({"type": "object", "properties": {"note": text("What fixed it.")}})),
+        "/api/alerts/{id}/shelve": act("Shelve an open or acknowledged alert for 1 to 168 hours", json!({"type": "object", "required": ["hours"], "properties": {"hours": {"type": "integer", "minimum": 1, "maximum": 168}}}))
+    })
+}
+
+fn base() -> Value {
     let range_params = json!([
         {"name": "device", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Name"}},
         {"name": "point", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Name"}},
@@ -53,7 +137,7 @@ pub fn spec() -> Value {
         "info": {
             "title": "Mizumori dashboard API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Read-only JSON for the dashboard's pages. Every path but /api/health needs a session cookie from POST /login. Unsafe methods must carry the session's CSRF token (X-CSRF-Token header or csrf form field; GET /api/session gives it) and come from the same origin."
+            "description": "JSON for the dashboard's pages, and the alert actions. Every path but /api/health needs a session cookie from POST /login. Unsafe methods must carry the session's CSRF token (X-CSRF-Token header or csrf form field; GET /api/session gives it) and come from the same origin."
         },
         "components": {
             "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "mizumori_session", "description": "Named __Host-mizumori_session when the server runs with secure cookies."}},

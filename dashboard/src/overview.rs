@@ -217,6 +217,25 @@ pub(crate) async fn overview(
         format!("{up} / {}", devices.len()),
         format!("{} {down} · {} {degraded}", lang.t(Msg::StatusDown), lang.t(Msg::StatusDegraded)),
     ));
+    // Active alerts, by severity in words, each a link to the inbox filtered to it.
+    let counts = crate::alerts::active_counts(&state).await?;
+    let total: usize = counts.iter().map(|(_, n)| n).sum();
+    let by_severity: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| {
+            format!(
+                "<a href=\"/alerts?state=active&amp;severity={code}\">{badge}&nbsp;{n}</a>",
+                code = s.as_str(),
+                badge = crate::alerts::severity_badge(lang, *s),
+            )
+        })
+        .collect();
+    let _ = write!(
+        body,
+        "<div class=\"kpi alerts\"><div class=\"meta\"><a href=\"/alerts\">{l}</a></div><div class=\"value\"><a href=\"/alerts\" id=\"open-alerts\">{total}</a></div><div class=\"meta\">{list}</div></div>",
+        l = lang.t(Msg::OpenAlerts),
+        list = by_severity.join(" "),
+    );
     if pumps > 0 {
         body.push_str(&kpi(lang.t(Msg::PumpsRunning), format!("{running} / {pumps}"), String::new()));
     }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::auth::{self, Permission};
 use crate::html::escape;
 use crate::i18n;
-use crate::{AppError, AppState, detail, login, openapi, overview, risk};
+use crate::{AppError, AppState, alerts, detail, login, openapi, overview, risk};
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     // Only these two need no login.
@@ -24,6 +24,11 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
     let view = Router::new()
         .route("/", get(overview::overview))
         .route("/districts/inflow.svg", get(overview::inflow_svg))
+        .route("/alerts", get(alerts::inbox))
+        .route("/alerts/{id}", get(alerts::alert_page))
+        .route("/alerts/asset/{asset}", get(alerts::asset_page))
+        .route("/api/alerts", get(alerts::list_json))
+        .route("/api/alerts/{id}", get(alerts::alert_json))
         .route("/risk", get(risk::table_page))
         .route("/risk/{asset_id}", get(risk::pipe_page))
         .route("/model", get(risk::model_page))
@@ -39,12 +44,17 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/devices/{device}/{point}", get(detail::point_page))
         .route("/devices/{device}/{point}/chart.svg", get(detail::chart_svg))
         .route_layer(middleware::from_fn(|req, next| auth::require(Permission::View, req, next)));
+    let act = Router::new()
+        .route("/alerts/{id}/{action}", post(alerts::act_form))
+        .route("/api/alerts/{id}/{action}", post(alerts::act_json))
+        .route_layer(middleware::from_fn(|req, next| auth::require(Permission::ActOnAlerts, req, next)));
     let export = Router::new()
         .route("/devices/{device}/{point}/readings.csv", get(detail::readings_csv))
         .route("/risk.csv", get(risk::table_csv))
         .route_layer(middleware::from_fn(|req, next| auth::require(Permission::Export, req, next)));
     public
         .merge(view)
+        .merge(act)
         .merge(export)
         .layer(middleware::from_fn_with_state(state.clone(), auth::session_layer))
         .layer(middleware::from_fn(i18n::lang_layer))

@@ -126,12 +126,13 @@ async fn crew_logs_in_and_reads_charts_on_a_phone() {
         .await;
         save_screenshot(&c, "overview-390x844.png").await;
 
-        // A device page: its charts are redrawn at the phone's width by the page script.
+        // A device page: its charts are images that load when scrolled to, asked for at the
+        // phone's width by the page script.
         c.goto(&format!("{base}/devices/fm01")).await.unwrap();
         let svg_w = wait_for(
             &c,
-            "chart redrawn to fit",
-            "const s = document.querySelector('.svgbox svg'); return s ? +s.getAttribute('width') : 0",
+            "chart loaded at the phone's width",
+            "const i = document.querySelector('.svgbox img'); return i && i.complete ? i.naturalWidth : 0",
             |w| w > 0.0 && w <= f64::from(WIDTH),
         )
         .await;
@@ -198,6 +199,79 @@ async fn crew_logs_in_and_reads_charts_on_a_phone() {
         assert_eq!(c.current_url().await.unwrap().path(), "/login");
         c.goto(&format!("{base}/")).await.unwrap();
         assert_eq!(c.current_url().await.unwrap().path(), "/login");
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(120), run).await;
+    let _ = c.close().await;
+    let _ = driver.kill().await;
+    cancel.cancel();
+    let _ = server.await;
+    outcome.expect("browser test finished within 2 minutes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crew_acknowledges_an_alert_on_a_phone() {
+    let (state, _dir) = state_with_readings().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(dashboard::serve(listener, state, cancel.clone()));
+    let (c, mut driver, _profile) = browser().await;
+
+    let run = async {
+        // A deep link to the inbox survives the login.
+        c.goto(&format!("{base}/alerts?lang=ja")).await.unwrap();
+        assert_eq!(c.current_url().await.unwrap().path(), "/login");
+        c.find(Locator::Id("username")).await.unwrap().send_keys("crew").await.unwrap();
+        c.find(Locator::Id("password")).await.unwrap().send_keys(&password(Role::Crew)).await.unwrap();
+        c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id("alert-1")).await.unwrap();
+        assert_eq!(c.current_url().await.unwrap().path(), "/alerts");
+        let inner = wait_for(&c, "viewport", "return window.innerWidth", |w| w > 0.0).await;
+        assert_eq!(inner, f64::from(WIDTH), "the phone viewport");
+        let scroll = wait_for(&c, "inbox width", "return document.documentElement.scrollWidth", |_| true).await;
+        assert!(scroll <= f64::from(WIDTH), "no sideways scrolling on /alerts: {scroll}");
+        // Every control a crew taps is at least 44 px high, and at least 44 px wide.
+        let smallest = wait_for(
+            &c,
+            "touch targets",
+            "return Math.min(...[...document.querySelectorAll('main button, main select, main textarea, main a.button, nav.ranges a')]\
+               .map(e => { const r = e.getBoundingClientRect(); return Math.min(r.height, r.width); }))",
+            |v| v.is_finite(),
+        )
+        .await;
+        assert!(smallest >= 44.0, "a touch target of {smallest} px");
+        let card = c.find(Locator::Id("alert-1")).await.unwrap().text().await.unwrap();
+        assert!(card.contains("緊急") && card.contains("未対応") && card.contains("PS-01"), "{card}");
+        save_screenshot(&c, "alerts-390x844.png").await;
+
+        // Acknowledge the critical alert with a comment.
+        c.find(Locator::Id("ack-comment-1")).await.unwrap().send_keys("現地に向かいます（15分）").await.unwrap();
+        c.find(Locator::Id("ack-1")).await.unwrap().click().await.unwrap();
+        wait_for(
+            &c,
+            "acknowledged",
+            "const s = document.getElementById('state-1'); return s && s.textContent === '確認済み' ? 1 : 0",
+            |v| v == 1.0,
+        )
+        .await;
+        assert_eq!(c.current_url().await.unwrap().path(), "/alerts");
+        let card = c.find(Locator::Id("alert-1")).await.unwrap().text().await.unwrap();
+        assert!(card.contains("確認: crew") && card.contains("現地に向かいます（15分）"), "{card}");
+        assert!(c.find(Locator::Id("ack-1")).await.is_err(), "no second acknowledge button");
+        save_screenshot(&c, "alert-acknowledged-390x844.png").await;
+
+        // The alert's own page offers shelving and resolving; resolve it with a note.
+        c.goto(&format!("{base}/alerts/1")).await.unwrap();
+        c.find(Locator::Id("resolve-note-1")).await.unwrap().send_keys("弁を交換").await.unwrap();
+        c.find(Locator::Id("resolve-1")).await.unwrap().click().await.unwrap();
+        wait_for(
+            &c,
+            "resolved",
+            "const s = document.getElementById('state-1'); return s && s.textContent === '解決済み' ? 1 : 0",
+            |v| v == 1.0,
+        )
+        .await;
+        save_screenshot(&c, "alert-resolved-390x844.png").await;
     };
     let outcome = tokio::time::timeout(Duration::from_secs(120), run).await;
     let _ = c.close().await;

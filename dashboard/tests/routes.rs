@@ -155,7 +155,8 @@ async fn device_page_has_a_chart_per_numeric_point() {
     let viewer = login(&state, Role::Viewer).await;
     let r = viewer.get(&state, "/devices/ps01?range=7d").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body.matches("<svg").count(), 1, "pressure; the text point has none");
+    assert_eq!(r.body.matches("<img src=").count(), 1, "pressure; the text point has none");
+    assert!(r.body.contains("<img src=\"/devices/ps01/discharge_pressure/chart.svg?range=7d&amp;w=720\""));
     assert!(r.body.contains("&lt;b&gt;over&lt;/b&gt;"));
     assert!(r.body.contains("/devices/ps01/discharge_pressure?range=7d"));
     assert_eq!(viewer.get(&state, "/devices/nope").await.status, StatusCode::NOT_FOUND);
@@ -264,7 +265,11 @@ async fn openapi_documents_paths_that_exist() {
     let paths = spec["paths"].as_object().unwrap();
     for path in dashboard::openapi::DOCUMENTED_GETS {
         assert!(paths[path]["get"].is_object(), "{path} documented");
-        let uri = path.replace("{device}", "fm01").replace("{point}", "flow").replace("{asset_id}", "P-001");
+        let uri = path
+            .replace("{device}", "fm01")
+            .replace("{point}", "flow")
+            .replace("{asset_id}", "P-001")
+            .replace("{id}", "1");
         let r = viewer.get(&state, &uri).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.body);
     }

@@ -251,6 +251,12 @@ impl SqliteAlerts {
         Ok(SqliteAlerts { inner: SqliteFile::open(path, SCHEMA).await? })
     }
 
+    /// An empty alert store in memory. The dashboard starts with this until it is given the
+    /// real one, so its pages work (and show no alerts) without alerting set up.
+    pub fn in_memory() -> Self {
+        SqliteAlerts { inner: SqliteFile::in_memory(SCHEMA) }
+    }
+
     pub fn path(&self) -> &Path {
         self.inner.path()
     }

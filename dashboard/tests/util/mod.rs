@@ -9,10 +9,14 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{Duration, DurationRound, Utc};
 use dashboard::{AppState, District, app};
-use model::{DeviceId, PointName, Quality, Reading, Value};
+use model::{DeviceId, NewAlert, PointName, Quality, Reading, Severity, Value};
 use store::accounts::User;
+use store::alerts::Resolution;
 use store::risk::{BacktestFigure, RiskLevel, RiskRow, RiskRun};
-use store::{AccountStore, ReadingSink, RiskStore, Role, SeriesKey, SqliteAccounts, SqliteRisk, SqliteStore, UserName};
+use store::{
+    AccountStore, AlertStore, ReadingSink, RiskStore, Role, SeriesKey, SqliteAccounts, SqliteAlerts, SqliteRisk,
+    SqliteStore, UserName,
+};
 use tower::ServiceExt;
 
 /// The password of the test user of `role` (whose name is the role's name).
@@ -77,11 +81,45 @@ pub async fn state_with_readings() -> (AppState, tempfile::TempDir) {
         inflow: Some(SeriesKey { device: dev("fm01"), point: pt("flow") }),
         critical_pressure: Some(SeriesKey { device: dev("ps01"), point: pt("discharge_pressure") }),
     };
+    let alerts = SqliteAlerts::open(&path).await.unwrap();
+    save_alerts(&alerts, now).await;
     let state = AppState::new(Arc::new(store))
         .with_accounts(Arc::new(accounts))
+        .with_alerts(Arc::new(alerts))
         .with_risk(Arc::new(risk))
         .with_districts(vec![district]);
     (state, dir)
+}
+
+/// The test alerts, by id: 1 critical open at PS-01; 2 major open at 配水区-北 (a name
+/// that needs percent-encoding); 3 minor acknowledged at PS-01; 4 info resolved at PS-01 (the
+/// rule resolved it); 5 major shelved at dma01 for 8 hours.
+pub async fn save_alerts(alerts: &SqliteAlerts, now: chrono::DateTime<Utc>) {
+    let raise = |id: u32, asset: &str, device: &str, point: &str, severity: Severity, minutes_ago: i64| NewAlert {
+        rule: format!("rule{id}"),
+        asset: asset.to_owned(),
+        device: DeviceId::new(device).unwrap(),
+        point: PointName::new(point).unwrap(),
+        severity,
+        at: now - Duration::minutes(minutes_ago),
+        value: Some(f64::from(id) + 0.5),
+        message_ja: format!("警報{id}: 吐出圧力が低下 <script>"),
+        message_en: format!("alert {id}: discharge pressure low <script>"),
+    };
+    let new = [
+        raise(1, "PS-01", "ps01", "discharge_pressure", Severity::Critical, 5),
+        raise(2, "配水区-北", "fm01", "flow", Severity::Major, 10),
+        raise(3, "PS-01", "ps01", "p1_running", Severity::Minor, 20),
+        raise(4, "PS-01", "ps01", "fault_text", Severity::Info, 90),
+        raise(5, "dma01", "fm01", "pressure", Severity::Major, 30),
+    ];
+    for (i, n) in new.iter().enumerate() {
+        let r = alerts.raise(n).await.unwrap();
+        assert_eq!(r.alert.id, i as i64 + 1);
+    }
+    alerts.acknowledge(3, "engineer", "checking the pump", now - Duration::minutes(15)).await.unwrap();
+    alerts.resolve(4, &Resolution::Auto, now - Duration::minutes(60)).await.unwrap();
+    alerts.shelve(5, now + Duration::hours(8), "engineer", now - Duration::minutes(25)).await.unwrap();
 }
 
 /// Materials of the test ranking, by rank modulo 3.
