@@ -109,6 +109,7 @@ struct RawDetector {
     k_sigma: Option<f64>,
     min_pressure_drop_bar: Option<f64>,
     flushing_max_min: Option<f64>,
+    burst_confirm_min: Option<f64>,
     flushing_hours: Option<[f64; 2]>,
     utc_offset_h: Option<f64>,
 }
@@ -454,9 +455,12 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
             positive("min_rise_m3_per_h", d.min_rise_m3_per_h, &mut p.min_rise_m3_per_h);
             positive("k_sigma", d.k_sigma, &mut p.k_sigma);
             positive("min_pressure_drop_bar", d.min_pressure_drop_bar, &mut p.min_pressure_drop_bar);
-            let mut minutes = p.flushing_max.as_secs_f64() / 60.0;
-            positive("flushing_max_min", d.flushing_max_min, &mut minutes);
-            p.flushing_max = seconds("flushing_max_min", minutes * 60.0, report);
+            let mut flushing_min = p.flushing_max.as_secs_f64() / 60.0;
+            positive("flushing_max_min", d.flushing_max_min, &mut flushing_min);
+            let mut confirm_min = p.burst_confirm.as_secs_f64() / 60.0;
+            positive("burst_confirm_min", d.burst_confirm_min, &mut confirm_min);
+            p.flushing_max = seconds("flushing_max_min", flushing_min * 60.0, report);
+            p.burst_confirm = seconds("burst_confirm_min", confirm_min * 60.0, report);
             if let Some([from, to]) = d.flushing_hours {
                 if (0.0..=24.0).contains(&from) && (0.0..=24.0).contains(&to) && from <= to {
                     p.flushing_hours = (from, to);

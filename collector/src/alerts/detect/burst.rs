@@ -25,7 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use model::{Reading, Severity};
 
-use super::{Bins, Detector, DetectorSpec, Input, Signal, local_hour, output};
+use super::{Bins, DayProfile, Detector, DetectorSpec, Input, Signal, local_hour, output};
 use crate::alerts::eval::Rule;
 
 /// Settings of one district's burst detector (validated from a `[[detector]]` table).
@@ -43,6 +43,8 @@ pub struct BurstParams {
     pub min_pressure_drop_bar: f64,
     /// A rise lasting this long is not hydrant flushing.
     pub flushing_max: Duration,
+    /// Outside flushing hours a rise is a burst once it has held this long.
+    pub burst_confirm: Duration,
     /// Local hours [from, to) in which crews flush hydrants.
     pub flushing_hours: (f64, f64),
     /// Local time offset from UTC, hours (Japan: 9).
@@ -58,6 +60,7 @@ impl BurstParams {
             k_sigma: 4.0,
             min_pressure_drop_bar: 0.01,
             flushing_max: Duration::from_secs(3600),
+            burst_confirm: Duration::from_secs(600),
             flushing_hours: (8.0, 17.0),
             utc_offset_h: 9.0,
         }
@@ -99,12 +102,18 @@ pub struct Burst {
     params: BurstParams,
     flow: Bins,
     pressure: Bins,
+    /// The inflow as measured (steps included), by time of day over the last week.
+    measured: DayProfile,
+    /// The inflow under recognised steps: the district's normal demand by time of day.
+    normal: DayProfile,
     /// Running mean square of the relative prediction error while idle.
     noise_var: f64,
     state: State,
     /// Consecutive evaluations that saw a rise (idle or stepped) or a fall (stepped).
     rising: u32,
     falling: u32,
+    /// How long into the current step it is next checked against earlier days.
+    next_check: Duration,
     rules: Vec<Rule>,
 }
 
@@ -132,14 +141,18 @@ impl Burst {
                 "管路破損(漏水事故)の疑い: 流入量が想定より {value} m3/h 多い状態が続いています",
             ),
         ];
+        let utc_offset_h = params.utc_offset_h;
         Burst {
             params,
             flow: Bins::new(BIN_S, KEEP),
             pressure: Bins::new(BIN_S, KEEP),
+            measured: DayProfile::new(utc_offset_h),
+            normal: DayProfile::new(utc_offset_h),
             noise_var: NOISE_START * NOISE_START,
             state: State::Idle,
             rising: 0,
             falling: 0,
+            next_check: Duration::ZERO,
             rules,
         }
     }
@@ -171,8 +184,8 @@ impl Burst {
                     self.noise_var += NOISE_ALPHA * (rel * rel - self.noise_var);
                 }
                 if self.rising >= CONFIRM {
-                    let burst = !self.in_flushing_hours(at);
-                    self.state = State::Step { size: rise, drop, since: at, burst };
+                    self.next_check = Duration::ZERO;
+                    self.state = State::Step { size: rise, drop, since: at, burst: false };
                     self.rising = 0;
                     self.track(NOW.1, rise, drop);
                     out.push(self.signal(at));
@@ -187,24 +200,46 @@ impl Burst {
                     out.push(self.signal(at));
                     return;
                 }
-                self.falling = if rise < -size / 2.0 { self.falling + 1 } else { 0 };
+                // A fall must stand out from the noise as a rise must (a little less sure: the
+                // step is known to exist).
+                let fall_limit = (size / 2.0).max(0.75 * self.params.k_sigma * sigma * q_exp.abs());
+                self.falling = if -rise > fall_limit { self.falling + 1 } else { 0 };
                 if self.falling >= CONFIRM {
                     // The flow fell back: put the bins since the fall back to what they were.
-                    self.falling = 0;
                     self.untrack(NOW.1, q_exp - size / 2.0, size, step_drop);
-                    self.state = State::Idle;
-                    out.push(Signal { output: RISE, cond: false, value: None, at });
-                    out.push(Signal { output: BURST, cond: false, value: None, at });
+                    self.end(at, out);
                     return;
                 }
                 let lasted = (at - since).to_std().unwrap_or_default();
-                if !burst && lasted >= self.params.flushing_max {
+                let due =
+                    if self.in_flushing_hours(since) { self.params.flushing_max } else { self.params.burst_confirm };
+                if lasted >= due && lasted >= self.next_check {
+                    self.next_check = lasted + Duration::from_secs(3600);
+                    // Earlier days of the same kind vouch for the step, when there are any: if
+                    // the last half hour is not above their normal demand at this time of day
+                    // by half the step, the "step" was demand wandering (or the flow came back
+                    // slowly), and the episode ends.
+                    if self.normal.excess(&self.measured, at, 30).is_some_and(|e| e < size / 2.0) {
+                        self.flow.shift_back(KEEP, -size);
+                        self.pressure.shift_back(KEEP, step_drop);
+                        self.end(at, out);
+                        return;
+                    }
+                }
+                if !burst && lasted >= due {
                     self.state = State::Step { size, drop: step_drop, since, burst: true };
                     out.push(Signal { output: RISE, cond: false, value: None, at });
                     out.push(self.signal(at));
                 }
             }
         }
+    }
+
+    fn end(&mut self, at: DateTime<Utc>, out: &mut Vec<Signal>) {
+        self.falling = 0;
+        self.state = State::Idle;
+        out.push(Signal { output: RISE, cond: false, value: None, at });
+        out.push(Signal { output: BURST, cond: false, value: None, at });
     }
 
     fn in_flushing_hours(&self, at: DateTime<Utc>) -> bool {
@@ -239,6 +274,9 @@ impl Burst {
     fn add(&mut self, input: usize, r: &Reading) -> Option<DateTime<Utc>> {
         let v = r.value.as_f64().filter(|v| v.is_finite() && r.quality.is_good())?;
         if input == 0 {
+            self.measured.add(r.time, v);
+            let under = if let State::Step { size, .. } = self.state { v - size } else { v };
+            self.normal.add(r.time, under);
             let done = self.flow.add(r.time, v);
             // A bin completed while a step is recognised holds the step: keep the level under it.
             if let (Some(_), State::Step { size, .. }) = (done, self.state) {
@@ -353,12 +391,11 @@ mod tests {
         let got = run(0, 5 * 3600, |s| {
             if (3600..4 * 3600).contains(&s) { 30.0 * ((s - 3600) as f64 / 120.0).min(1.0) } else { 0.0 }
         });
-        assert_eq!(got.len(), 3, "{got:?}");
-        let (at, output, cond) = got[0];
-        assert_eq!((output, cond), (BURST, true));
-        assert!((3600..3600 + 300).contains(&at), "detected {} s after the start", at - 3600);
-        assert_eq!(got[1..].iter().map(|g| (g.1, g.2)).collect::<Vec<_>>(), [(RISE, false), (BURST, false)]);
-        assert!((4 * 3600..4 * 3600 + 300).contains(&got[1].0), "{got:?}");
+        let kinds: Vec<_> = got.iter().map(|g| (g.1, g.2)).collect();
+        assert_eq!(kinds, [(RISE, true), (RISE, false), (BURST, true), (RISE, false), (BURST, false)], "{got:?}");
+        assert!((3600..3600 + 300).contains(&got[0].0), "a flow rise {} s after the start", got[0].0 - 3600);
+        assert_eq!(got[2].0 - got[0].0, 600, "a burst once it held for 10 minutes: {got:?}");
+        assert!((4 * 3600..4 * 3600 + 300).contains(&got[3].0), "ends after the repair: {got:?}");
     }
 
     #[test]

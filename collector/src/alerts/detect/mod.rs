@@ -240,6 +240,91 @@ impl Bins {
     }
 }
 
+/// Five-minute means of a value for each local day, kept for a week and a day: what the same
+/// time of day looked like on earlier days of the same kind (weekday or weekend, whose demand
+/// patterns differ).
+#[derive(Debug, Clone)]
+pub(crate) struct DayProfile {
+    utc_offset_h: f64,
+    /// (local day number, slots of (sum, count)).
+    days: std::collections::VecDeque<(i64, Vec<(f64, u32)>)>,
+}
+
+const SLOT_S: i64 = 300;
+const SLOTS: usize = 288;
+const KEEP_DAYS: usize = 8;
+
+impl DayProfile {
+    pub fn new(utc_offset_h: f64) -> Self {
+        DayProfile { utc_offset_h, days: Default::default() }
+    }
+
+    /// Local day number and slot of `t`.
+    fn place(&self, t: DateTime<Utc>) -> (i64, usize) {
+        let local = t.timestamp() + (self.utc_offset_h * 3600.0) as i64;
+        (local.div_euclid(86_400), (local.rem_euclid(86_400) / SLOT_S) as usize)
+    }
+
+    /// Saturday or Sunday (1970-01-01, day 0, was a Thursday).
+    fn weekend(day: i64) -> bool {
+        (day + 3).rem_euclid(7) >= 5
+    }
+
+    pub fn add(&mut self, t: DateTime<Utc>, v: f64) {
+        let (day, slot) = self.place(t);
+        if self.days.back().is_none_or(|(d, _)| *d < day) {
+            self.days.push_back((day, vec![(0.0, 0); SLOTS]));
+            while self.days.len() > KEEP_DAYS {
+                self.days.pop_front();
+            }
+        }
+        if let Some((d, slots)) = self.days.back_mut() {
+            if *d == day {
+                slots[slot].0 += v;
+                slots[slot].1 += 1;
+            }
+        }
+    }
+
+    /// The mean of the slot holding `t`, on `t`'s day.
+    pub fn observed(&self, t: DateTime<Utc>) -> Option<f64> {
+        let (day, slot) = self.place(t);
+        let (_, slots) = self.days.iter().find(|(d, _)| *d == day)?;
+        let (sum, n) = slots[slot];
+        (n > 0).then(|| sum / f64::from(n))
+    }
+
+    /// The median of the same slot on earlier days of the same kind, if there are any.
+    pub fn expected(&self, t: DateTime<Utc>) -> Option<f64> {
+        let (day, slot) = self.place(t);
+        let mut v: Vec<f64> = self
+            .days
+            .iter()
+            .filter(|(d, _)| *d < day && Self::weekend(*d) == Self::weekend(day))
+            .filter_map(|(_, slots)| (slots[slot].1 > 0).then(|| slots[slot].0 / f64::from(slots[slot].1)))
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    }
+
+    /// Mean excess of what `observed` holds over what `self` expects, in the complete slots of
+    /// the `minutes` before `t`, if earlier days give an expectation for at least half of them.
+    pub fn excess(&self, observed: &DayProfile, t: DateTime<Utc>, minutes: i64) -> Option<f64> {
+        let slots = (minutes * 60 / SLOT_S).max(1);
+        let diffs: Vec<f64> = (1..=slots)
+            .filter_map(|k| {
+                let at = t - chrono::Duration::seconds(k * SLOT_S);
+                Some(observed.observed(at)? - self.expected(at)?)
+            })
+            .collect();
+        (diffs.len() as i64 * 2 >= slots).then(|| diffs.iter().sum::<f64>() / diffs.len() as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +348,24 @@ mod tests {
         assert_eq!(b.mean_back(1, 3), None, "two gaps: no mean");
         assert_eq!(b.mean_back(0, 3), None, "one of three has a value: below half");
         assert_eq!(b.mean_back(0, 5), Some((14.5 + 100.0 + 7.0) / 3.0));
+    }
+
+    #[test]
+    fn a_day_profile_compares_with_earlier_days_of_the_same_kind() {
+        // Wednesday 2026-04-01 00:00 JST is 2026-03-31 15:00 UTC.
+        let wed = Utc.with_ymd_and_hms(2026, 3, 31, 15, 0, 0).unwrap();
+        let mut p = DayProfile::new(9.0);
+        let day = chrono::Duration::days(1);
+        // Wed, Thu, Fri at 10 per minute; Sat 30; then Mon 12 and Mon+1 (Tue) 40.
+        for (d, v) in [(0, 10.0), (1, 10.0), (2, 10.0), (3, 30.0), (5, 12.0)] {
+            for m in 0..1440 {
+                p.add(wed + day * d + chrono::Duration::minutes(m), v);
+            }
+        }
+        let mon_noon = wed + day * 5 + chrono::Duration::hours(12);
+        assert_eq!(p.expected(mon_noon), Some(10.0), "weekdays only: the Saturday does not count");
+        assert_eq!(p.expected(wed + day * 4), Some(30.0), "Sunday compares with Saturday");
+        assert_eq!(p.excess(&p, mon_noon, 30), Some(2.0));
+        assert_eq!(p.expected(wed + chrono::Duration::hours(3)), None, "no earlier day");
     }
 }
