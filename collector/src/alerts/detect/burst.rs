@@ -216,10 +216,11 @@ impl Burst {
                 if lasted >= due && lasted >= self.next_check {
                     self.next_check = lasted + Duration::from_secs(3600);
                     // Earlier days of the same kind vouch for the step, when there are any: if
-                    // the last half hour is not above their normal demand at this time of day
-                    // by half the step, the "step" was demand wandering (or the flow came back
+                    // the step's last half hour (at most) is not above their normal demand at
+                    // this time of day by half the step, the "step" was demand wandering (or the flow came back
                     // slowly), and the episode ends.
-                    if self.normal.excess(&self.measured, at, 30).is_some_and(|e| e < size / 2.0) {
+                    let from = since.max(at - chrono::Duration::minutes(30));
+                    if self.normal.excess(&self.measured, from, at).is_some_and(|e| e < size / 2.0) {
                         self.flow.shift_back(KEEP, -size);
                         self.pressure.shift_back(KEEP, step_drop);
                         self.end(at, out);

@@ -311,17 +311,18 @@ impl DayProfile {
         Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
     }
 
-    /// Mean excess of what `observed` holds over what `self` expects, in the complete slots of
-    /// the `minutes` before `t`, if earlier days give an expectation for at least half of them.
-    pub fn excess(&self, observed: &DayProfile, t: DateTime<Utc>, minutes: i64) -> Option<f64> {
-        let slots = (minutes * 60 / SLOT_S).max(1);
-        let diffs: Vec<f64> = (1..=slots)
+    /// Mean excess of what `observed` holds over what `self` expects, in the complete slots
+    /// between `from` and `to`, if earlier days give an expectation for at least one of them.
+    pub fn excess(&self, observed: &DayProfile, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
+        let first = from.timestamp().div_euclid(SLOT_S) + 1;
+        let last = to.timestamp().div_euclid(SLOT_S) - 1;
+        let diffs: Vec<f64> = (first..=last)
             .filter_map(|k| {
-                let at = t - chrono::Duration::seconds(k * SLOT_S);
+                let at = DateTime::from_timestamp(k * SLOT_S, 0)?;
                 Some(observed.observed(at)? - self.expected(at)?)
             })
             .collect();
-        (diffs.len() as i64 * 2 >= slots).then(|| diffs.iter().sum::<f64>() / diffs.len() as f64)
+        (!diffs.is_empty()).then(|| diffs.iter().sum::<f64>() / diffs.len() as f64)
     }
 }
 
@@ -365,7 +366,8 @@ mod tests {
         let mon_noon = wed + day * 5 + chrono::Duration::hours(12);
         assert_eq!(p.expected(mon_noon), Some(10.0), "weekdays only: the Saturday does not count");
         assert_eq!(p.expected(wed + day * 4), Some(30.0), "Sunday compares with Saturday");
-        assert_eq!(p.excess(&p, mon_noon, 30), Some(2.0));
+        assert_eq!(p.excess(&p, mon_noon - chrono::Duration::minutes(30), mon_noon), Some(2.0));
+        assert_eq!(p.excess(&p, mon_noon - chrono::Duration::minutes(3), mon_noon), None, "no complete slot");
         assert_eq!(p.expected(wed + chrono::Duration::hours(3)), None, "no earlier day");
     }
 }
