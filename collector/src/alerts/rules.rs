@@ -14,6 +14,8 @@ use std::time::Duration;
 use model::{DeviceId, PointName, Severity};
 use serde::Deserialize;
 
+use super::detect::burst::BurstParams;
+use super::detect::{DetectorKind, DetectorSpec, Input};
 use super::eval::{Kind, Rule};
 use super::notify::{Secret, Webhook};
 
@@ -22,6 +24,8 @@ use super::notify::{Secret, Webhook};
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub webhooks: Vec<Webhook>,
+    /// Detectors of conditions that need many readings (bursts, sewer stations).
+    pub detectors: Vec<DetectorSpec>,
     /// How often time-based conditions (delays, communication loss, shelving) are checked.
     pub tick: Duration,
 }
@@ -31,7 +35,7 @@ pub struct RuleSet {
 pub struct RulesError {
     pub file: PathBuf,
     pub line: Option<usize>,
-    /// `rule "name"` or `webhook "name"`.
+    /// `rule "name"`, `detector "name"` or `webhook "name"`.
     pub item: Option<String>,
     pub field: Option<String>,
     pub message: String,
@@ -79,6 +83,35 @@ struct RawFile {
     webhook: Vec<toml::Spanned<toml::Table>>,
     #[serde(default)]
     rule: Vec<toml::Spanned<toml::Table>>,
+    #[serde(default)]
+    detector: Vec<toml::Spanned<toml::Table>>,
+}
+
+/// What a `[[detector]]` table detects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawDetectorKind {
+    Burst,
+}
+
+/// One `[[detector]]` table as written; fields are checked against the kind afterwards.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDetector {
+    name: String,
+    kind: RawDetectorKind,
+    asset: String,
+    /// `device/point` of the district's inlet flow (burst).
+    flow: Option<String>,
+    /// `device/point` of the pressure at the district's critical point (burst).
+    pressure: Option<String>,
+    min_rise_m3_per_h: Option<f64>,
+    k_sigma: Option<f64>,
+    min_pressure_drop_bar: Option<f64>,
+    flushing_max_min: Option<f64>,
+    burst_confirm_min: Option<f64>,
+    flushing_hours: Option<[f64; 2]>,
+    utc_offset_h: Option<f64>,
 }
 
 /// The `[engine]` table.
@@ -261,6 +294,48 @@ impl RuleSet {
             }
         }
 
+        let mut detectors = Vec::new();
+        for spanned in raw.detector {
+            let line = line_of(text, spanned.span().start);
+            let table = spanned.into_inner();
+            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
+            let item = Some(match &name {
+                Some(n) => format!("detector {n:?}"),
+                None => "detector".to_owned(),
+            });
+            let d: RawDetector = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                Ok(d) => d,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let field = (path != ".").then_some(path);
+                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
+                    continue;
+                }
+            };
+            let before = errors.len();
+            let mut report = |field: &str, message: String| {
+                errors.push(err(Some(line), item.clone(), Some(field), message));
+            };
+            if !model::id::is_safe_name(&d.name) {
+                report("name", format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ . -", d.name));
+            }
+            if !model::id::is_safe_name(&d.asset) {
+                report("asset", format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ . -", d.asset));
+            }
+            let spec = check_detector(d, &mut report);
+            if let Some(spec) = spec {
+                // A detector's alerts share the rules' name space: one name, one kind of alert.
+                for out in super::detect::output_names(&spec) {
+                    if !names.insert(out.clone()) {
+                        report("name", format!("its alert {out:?} has the name of a rule or detector above"));
+                    }
+                }
+                if errors.len() == before {
+                    detectors.push(spec);
+                }
+            }
+        }
+
         let mut webhooks = Vec::new();
         let mut hook_names = HashSet::new();
         for spanned in raw.webhook {
@@ -322,7 +397,7 @@ impl RuleSet {
             }
         }
         if errors.is_empty() {
-            Ok(RuleSet { rules, webhooks, tick: Duration::from_millis(raw.engine.tick_ms) })
+            Ok(RuleSet { rules, webhooks, detectors, tick: Duration::from_millis(raw.engine.tick_ms) })
         } else {
             Err(RulesErrors(errors))
         }
@@ -336,6 +411,77 @@ fn seconds(field: &str, v: f64, report: &mut dyn FnMut(&str, String)) -> Duratio
         report(field, format!("{v} is not a number of seconds between 0 and one year"));
         Duration::ZERO
     }
+}
+
+/// Reads `device/point`.
+fn input(field: &str, v: &str, report: &mut dyn FnMut(&str, String)) -> Option<Input> {
+    let Some((device, point)) = v.split_once('/') else {
+        report(field, format!("{v:?}: write device/point, e.g. \"fm01/flow\""));
+        return None;
+    };
+    match (model::DeviceId::new(device), model::PointName::new(point)) {
+        (Ok(device), Ok(point)) => Some(Input { device, point }),
+        (Err(e), _) | (_, Err(e)) => {
+            report(field, format!("{v:?}: {e}"));
+            None
+        }
+    }
+}
+
+/// Checks a detector's fields against its kind.
+fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Option<DetectorSpec> {
+    let kind = match d.kind {
+        RawDetectorKind::Burst => {
+            let need = |field: &str, v: &Option<String>, report: &mut dyn FnMut(&str, String)| match v {
+                Some(v) => input(field, v, report),
+                None => {
+                    report(field, "a burst detector needs this field (device/point)".to_owned());
+                    None
+                }
+            };
+            let flow = need("flow", &d.flow, report);
+            let pressure = need("pressure", &d.pressure, report);
+            let (Some(flow), Some(pressure)) = (flow, pressure) else { return None };
+            let mut p = BurstParams::new(flow, pressure);
+            let mut positive = |field: &str, v: Option<f64>, slot: &mut f64| {
+                if let Some(v) = v {
+                    if v.is_finite() && v > 0.0 {
+                        *slot = v;
+                    } else {
+                        report(field, format!("{v} must be a positive number"));
+                    }
+                }
+            };
+            positive("min_rise_m3_per_h", d.min_rise_m3_per_h, &mut p.min_rise_m3_per_h);
+            positive("k_sigma", d.k_sigma, &mut p.k_sigma);
+            positive("min_pressure_drop_bar", d.min_pressure_drop_bar, &mut p.min_pressure_drop_bar);
+            let mut flushing_min = p.flushing_max.as_secs_f64() / 60.0;
+            positive("flushing_max_min", d.flushing_max_min, &mut flushing_min);
+            let mut confirm_min = p.burst_confirm.as_secs_f64() / 60.0;
+            positive("burst_confirm_min", d.burst_confirm_min, &mut confirm_min);
+            p.flushing_max = seconds("flushing_max_min", flushing_min * 60.0, report);
+            p.burst_confirm = seconds("burst_confirm_min", confirm_min * 60.0, report);
+            if let Some([from, to]) = d.flushing_hours {
+                if (0.0..=24.0).contains(&from) && (0.0..=24.0).contains(&to) && from <= to {
+                    p.flushing_hours = (from, to);
+                } else {
+                    report(
+                        "flushing_hours",
+                        format!("[{from}, {to}]: give [from, to] local hours, 0 <= from <= to <= 24"),
+                    );
+                }
+            }
+            if let Some(h) = d.utc_offset_h {
+                if (-12.0..=14.0).contains(&h) {
+                    p.utc_offset_h = h;
+                } else {
+                    report("utc_offset_h", format!("{h} is not a time zone offset (-12 to 14 hours)"));
+                }
+            }
+            DetectorKind::Burst(p)
+        }
+    };
+    Some(DetectorSpec { name: d.name, asset: d.asset, kind })
 }
 
 /// Checks the fields a kind needs and refuses the ones it does not use.
@@ -536,8 +682,9 @@ on_delay_s = 60
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/demo.toml");
         let set = RuleSet::load(&path, &no_env).unwrap();
         let count = |k: fn(&Kind) -> bool| set.rules.iter().filter(|r| k(&r.kind)).count();
-        assert_eq!(count(|k| matches!(k, Kind::Nonzero)), 10 + 12, "pump trips and sewer overflows");
+        assert_eq!(count(|k| matches!(k, Kind::Nonzero)), 10 + 12 + 12, "pump trips, sewer overflows and pump faults");
         assert_eq!(count(|k| matches!(k, Kind::Below { .. })), 12);
         assert_eq!(count(|k| matches!(k, Kind::CommLoss { .. })), 43);
+        assert_eq!(set.detectors.len(), 12, "a burst detector per district");
     }
 }
