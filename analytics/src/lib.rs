@@ -13,6 +13,7 @@ pub mod import;
 pub mod material;
 pub mod metrics;
 pub mod models;
+pub mod peer;
 mod progress;
 pub mod risk;
 pub mod synth;
