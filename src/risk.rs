@@ -102,6 +102,10 @@ pub struct ModelArgs {
     /// Years of pipe-years to train on.
     #[arg(long, default_value_t = 10)]
     train_years: u32,
+    /// At most about this many pipe-years to train on; pipe-years without a break are
+    /// sampled (and weighted) beyond it.
+    #[arg(long, default_value_t = RankParams::default().max_train_rows)]
+    max_train_rows: usize,
 }
 
 impl ModelArgs {
@@ -113,7 +117,12 @@ impl ModelArgs {
                     .with_context(|| format!("--model {name}: use auto, cohort-rate, poisson or logistic"))?,
             ),
         };
-        Ok(RankParams { model, train_years: self.train_years, ..RankParams::default() })
+        Ok(RankParams {
+            model,
+            train_years: self.train_years,
+            max_train_rows: self.max_train_rows,
+            ..RankParams::default()
+        })
     }
 }
 

@@ -54,7 +54,7 @@ pub fn backtest(
             });
         };
         let selection = select_model(builder, as_of, params)?;
-        let panel = builder.panel(as_of, params.train_years);
+        let panel = params.panel(builder, as_of);
         let mut family_scores = Vec::new();
         for kind in ModelKind::ALL {
             let model = params.models.fit(kind, &panel)?;

@@ -244,7 +244,9 @@ impl Design {
         decades.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let decades: Vec<i32> = decades.into_iter().skip(1).map(|(d, _)| d).collect();
         let mut design = Design { factors: Vec::new(), materials, decades, mean: Vec::new(), sd: Vec::new() };
-        design.factors = design.columns(&rows[0]).into_iter().map(|(f, _)| f).collect();
+        let mut factors = Vec::new();
+        design.columns(&rows[0], |f, _| factors.push(f));
+        design.factors = factors;
         let n = design.factors.len();
         let raw = design.raw(rows);
         design.mean = raw.mean_axis(Axis(0)).expect("rows are not empty").to_vec();
@@ -259,36 +261,36 @@ impl Design {
     }
 
     /// The raw (unstandardised) columns of one row with their factor.
-    fn columns(&self, r: &Features) -> Vec<(Factor, f64)> {
-        let mut c = Vec::with_capacity(self.materials.len() + self.decades.len() + 10);
+    ///
+    /// A callback rather than a returned `Vec`: this runs for every pipe-year of a panel.
+    fn columns(&self, r: &Features, mut c: impl FnMut(Factor, f64)) {
         for m in &self.materials {
-            c.push((Factor::Material, f64::from(u8::from(r.material == *m))));
+            c(Factor::Material, f64::from(u8::from(r.material == *m)));
         }
         let age = r.age_years / 10.0;
-        c.push((Factor::AgeAndEra, age));
-        c.push((Factor::AgeAndEra, age * age));
-        c.push((Factor::AgeAndEra, f64::from(u8::from(!r.age_known))));
+        c(Factor::AgeAndEra, age);
+        c(Factor::AgeAndEra, age * age);
+        c(Factor::AgeAndEra, f64::from(u8::from(!r.age_known)));
         for d in &self.decades {
-            c.push((Factor::AgeAndEra, f64::from(u8::from(r.decade == *d))));
+            c(Factor::AgeAndEra, f64::from(u8::from(r.decade == *d)));
         }
         let (diameter, unknown) = match r.diameter_mm {
             Some(d) => ((d / 150.0).ln(), 0.0),
             None => (0.0, 1.0),
         };
-        c.push((Factor::Diameter, diameter));
-        c.push((Factor::Diameter, unknown));
-        c.push((Factor::Length, (r.length_m / 100.0).ln()));
-        c.push((Factor::History, f64::from(r.prior_breaks).ln_1p()));
-        c.push((Factor::History, f64::from(r.breaks_last_5y).ln_1p()));
-        c.push((Factor::History, f64::from(u8::from(r.years_since_last_break.is_some_and(|y| y < 2.0)))));
-        c
+        c(Factor::Diameter, diameter);
+        c(Factor::Diameter, unknown);
+        c(Factor::Length, (r.length_m / 100.0).ln());
+        c(Factor::History, f64::from(r.prior_breaks).ln_1p());
+        c(Factor::History, f64::from(r.breaks_last_5y).ln_1p());
+        c(Factor::History, f64::from(u8::from(r.years_since_last_break.is_some_and(|y| y < 2.0))));
     }
 
     fn raw(&self, rows: &[Features]) -> Array2<f64> {
         let n = self.factors.len();
         let mut x = Vec::with_capacity(rows.len() * n);
         for r in rows {
-            x.extend(self.columns(r).into_iter().map(|(_, v)| v));
+            self.columns(r, |_, v| x.push(v));
         }
         Array2::from_shape_vec((rows.len(), n), x).expect("n columns a row")
     }
@@ -309,7 +311,9 @@ impl Design {
     /// one row, as multipliers against a main with the training panel's average columns.
     fn explain(&self, beta: &[f64], r: &Features, what: &str) -> String {
         let mut effect: Vec<(Factor, f64)> = Vec::new();
-        for (k, (factor, v)) in self.columns(r).into_iter().enumerate() {
+        let mut columns = Vec::with_capacity(self.factors.len());
+        self.columns(r, |f, v| columns.push((f, v)));
+        for (k, (factor, v)) in columns.into_iter().enumerate() {
             let z = (v - self.mean[k]) / self.sd[k];
             match effect.iter_mut().find(|(f, _)| *f == factor) {
                 Some((_, e)) => *e += beta[k] * z,
