@@ -14,6 +14,7 @@ pub mod material;
 pub mod metrics;
 pub mod models;
 pub mod plan;
+pub mod peer;
 mod progress;
 pub mod risk;
 pub mod synth;
