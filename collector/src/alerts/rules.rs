@@ -15,6 +15,7 @@ use model::{DeviceId, PointName, Severity};
 use serde::Deserialize;
 
 use super::detect::burst::BurstParams;
+use super::detect::sewer::SewerParams;
 use super::detect::{DetectorKind, DetectorSpec, Input};
 use super::eval::{Kind, Rule};
 use super::notify::{Secret, Webhook};
@@ -92,6 +93,7 @@ struct RawFile {
 #[serde(rename_all = "snake_case")]
 enum RawDetectorKind {
     Burst,
+    Sewer,
 }
 
 /// One `[[detector]]` table as written; fields are checked against the kind afterwards.
@@ -112,6 +114,14 @@ struct RawDetector {
     burst_confirm_min: Option<f64>,
     flushing_hours: Option<[f64; 2]>,
     utc_offset_h: Option<f64>,
+    /// `device/point` of the wet-well level (sewer).
+    level: Option<String>,
+    /// `device/point` of each pump's running contact (sewer).
+    running: Option<Vec<String>>,
+    min_rise_m_per_h: Option<f64>,
+    rise_for_s: Option<f64>,
+    overflow_level_m: Option<f64>,
+    overflow_within_min: Option<f64>,
 }
 
 /// The `[engine]` table.
@@ -430,7 +440,76 @@ fn input(field: &str, v: &str, report: &mut dyn FnMut(&str, String)) -> Option<I
 
 /// Checks a detector's fields against its kind.
 fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Option<DetectorSpec> {
+    let burst_fields = [
+        ("flow", d.flow.is_some()),
+        ("pressure", d.pressure.is_some()),
+        ("min_rise_m3_per_h", d.min_rise_m3_per_h.is_some()),
+        ("k_sigma", d.k_sigma.is_some()),
+        ("min_pressure_drop_bar", d.min_pressure_drop_bar.is_some()),
+        ("flushing_max_min", d.flushing_max_min.is_some()),
+        ("burst_confirm_min", d.burst_confirm_min.is_some()),
+        ("flushing_hours", d.flushing_hours.is_some()),
+        ("utc_offset_h", d.utc_offset_h.is_some()),
+    ];
+    let sewer_fields = [
+        ("level", d.level.is_some()),
+        ("running", d.running.is_some()),
+        ("min_rise_m_per_h", d.min_rise_m_per_h.is_some()),
+        ("rise_for_s", d.rise_for_s.is_some()),
+        ("overflow_level_m", d.overflow_level_m.is_some()),
+        ("overflow_within_min", d.overflow_within_min.is_some()),
+    ];
+    let (kind_name, foreign): (&str, &[(&str, bool)]) = match d.kind {
+        RawDetectorKind::Burst => ("burst", &sewer_fields),
+        RawDetectorKind::Sewer => ("sewer", &burst_fields),
+    };
+    for (field, given) in foreign {
+        if *given {
+            report(field, format!("a {kind_name} detector does not use this field"));
+        }
+    }
     let kind = match d.kind {
+        RawDetectorKind::Sewer => {
+            let level = match &d.level {
+                Some(v) => input("level", v, report),
+                None => {
+                    report("level", "a sewer detector needs this field (device/point)".to_owned());
+                    None
+                }
+            };
+            let mut running = Vec::new();
+            match &d.running {
+                Some(list) if !list.is_empty() => {
+                    for v in list {
+                        running.extend(input("running", v, report));
+                    }
+                }
+                _ => report(
+                    "running",
+                    "a sewer detector needs the pumps' running points, e.g. [\"mp01/p1_running\"]".to_owned(),
+                ),
+            }
+            let level = level?;
+            let mut p = SewerParams::new(level, running);
+            let mut positive = |field: &str, v: Option<f64>, slot: &mut f64| {
+                if let Some(v) = v {
+                    if v.is_finite() && v > 0.0 {
+                        *slot = v;
+                    } else {
+                        report(field, format!("{v} must be a positive number"));
+                    }
+                }
+            };
+            positive("min_rise_m_per_h", d.min_rise_m_per_h, &mut p.min_rise_m_per_h);
+            positive("overflow_level_m", d.overflow_level_m, &mut p.overflow_level_m);
+            let mut rise_s = p.rise_for.as_secs_f64();
+            positive("rise_for_s", d.rise_for_s, &mut rise_s);
+            let mut within_min = p.overflow_within.as_secs_f64() / 60.0;
+            positive("overflow_within_min", d.overflow_within_min, &mut within_min);
+            p.rise_for = seconds("rise_for_s", rise_s, report);
+            p.overflow_within = seconds("overflow_within_min", within_min * 60.0, report);
+            DetectorKind::Sewer(p)
+        }
         RawDetectorKind::Burst => {
             let need = |field: &str, v: &Option<String>, report: &mut dyn FnMut(&str, String)| match v {
                 Some(v) => input(field, v, report),
@@ -675,6 +754,21 @@ on_delay_s = 60
             r#"rules.toml:2: webhook "crew", field `token_env`: the environment variable CREW_TOKEN is not set"#
         );
         check_err("[[rule]\n", &["rules.toml:1:"]);
+        let detector = "\n[[detector]]\nname = \"dma01_burst\"\nkind = \"burst\"\nasset = \"dma01\"\nflow = \"fm01/flow\"\npressure = \"pl01/pressure\"\n";
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let set = RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{detector}"), &env).unwrap();
+        assert_eq!(set.detectors.len(), 1);
+        check_err(
+            &format!("{GOOD}{}", detector.replace("fm01/flow", "fm01").replace("asset", "level = \"x/y\"\nasset")),
+            &[
+                r#"rules.toml:27: detector "dma01_burst", field `level`: a burst detector does not use this field"#,
+                r#"rules.toml:27: detector "dma01_burst", field `flow`: "fm01": write device/point"#,
+            ],
+        );
+        check_err(
+            &format!("{GOOD}{}", detector.replace("dma01_burst", "pl01_low")),
+            &[r#"rules.toml:27: detector "pl01_low", field `name`: its alert "pl01_low" has the name of a rule"#],
+        );
     }
 
     #[test]
@@ -685,6 +779,6 @@ on_delay_s = 60
         assert_eq!(count(|k| matches!(k, Kind::Nonzero)), 10 + 12 + 12, "pump trips, sewer overflows and pump faults");
         assert_eq!(count(|k| matches!(k, Kind::Below { .. })), 12);
         assert_eq!(count(|k| matches!(k, Kind::CommLoss { .. })), 43);
-        assert_eq!(set.detectors.len(), 12, "a burst detector per district");
+        assert_eq!(set.detectors.len(), 12 + 12, "a burst detector per district, a wet-well one per sewer station");
     }
 }

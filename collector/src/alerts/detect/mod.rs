@@ -13,6 +13,7 @@
 //! clock, so the scoring harness drives them over a simulated week in seconds.
 
 pub mod burst;
+pub mod sewer;
 
 use std::collections::HashMap;
 
@@ -39,12 +40,14 @@ pub struct DetectorSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DetectorKind {
     Burst(burst::BurstParams),
+    Sewer(sewer::SewerParams),
 }
 
 impl DetectorSpec {
     fn build(&self) -> Box<dyn Detector> {
         match &self.kind {
             DetectorKind::Burst(p) => Box::new(burst::Burst::new(self, p.clone())),
+            DetectorKind::Sewer(p) => Box::new(sewer::Sewer::new(self, p.clone())),
         }
     }
 }
