@@ -15,6 +15,7 @@ use model::{DeviceId, PointName, Severity};
 use serde::Deserialize;
 
 use super::detect::burst::BurstParams;
+use super::detect::pump::PumpParams;
 use super::detect::sewer::SewerParams;
 use super::detect::{DetectorKind, DetectorSpec, Input};
 use super::eval::{Kind, Rule};
@@ -94,6 +95,7 @@ struct RawFile {
 enum RawDetectorKind {
     Burst,
     Sewer,
+    Pump,
 }
 
 /// One `[[detector]]` table as written; fields are checked against the kind afterwards.
@@ -122,6 +124,13 @@ struct RawDetector {
     rise_for_s: Option<f64>,
     overflow_level_m: Option<f64>,
     overflow_within_min: Option<f64>,
+    /// `device/point` of a pump's bearing vibration, mm/s (pump).
+    vibration: Option<String>,
+    /// `device/point` of the pump's drive frequency, Hz (pump).
+    frequency: Option<String>,
+    zone_c_mm_s: Option<f64>,
+    zone_d_mm_s: Option<f64>,
+    cavitation_ratio: Option<f64>,
 }
 
 /// The `[engine]` table.
@@ -459,16 +468,54 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
         ("overflow_level_m", d.overflow_level_m.is_some()),
         ("overflow_within_min", d.overflow_within_min.is_some()),
     ];
-    let (kind_name, foreign): (&str, &[(&str, bool)]) = match d.kind {
-        RawDetectorKind::Burst => ("burst", &sewer_fields),
-        RawDetectorKind::Sewer => ("sewer", &burst_fields),
+    let pump_fields = [
+        ("vibration", d.vibration.is_some()),
+        ("frequency", d.frequency.is_some()),
+        ("zone_c_mm_s", d.zone_c_mm_s.is_some()),
+        ("zone_d_mm_s", d.zone_d_mm_s.is_some()),
+        ("cavitation_ratio", d.cavitation_ratio.is_some()),
+    ];
+    let (kind_name, foreign): (&str, [&[(&str, bool)]; 2]) = match d.kind {
+        RawDetectorKind::Burst => ("burst", [&sewer_fields, &pump_fields]),
+        RawDetectorKind::Sewer => ("sewer", [&burst_fields, &pump_fields]),
+        RawDetectorKind::Pump => ("pump", [&burst_fields, &sewer_fields]),
     };
-    for (field, given) in foreign {
+    for (field, given) in foreign.into_iter().flatten() {
         if *given {
             report(field, format!("a {kind_name} detector does not use this field"));
         }
     }
     let kind = match d.kind {
+        RawDetectorKind::Pump => {
+            let mut need = |field: &str, v: &Option<String>| match v {
+                Some(v) => input(field, v, report),
+                None => {
+                    report(field, "a pump detector needs this field (device/point)".to_owned());
+                    None
+                }
+            };
+            let vibration = need("vibration", &d.vibration);
+            let frequency = need("frequency", &d.frequency);
+            let (Some(vibration), Some(frequency)) = (vibration, frequency) else { return None };
+            let mut p = PumpParams::new(vibration, frequency);
+            for (field, v, slot) in [
+                ("zone_c_mm_s", d.zone_c_mm_s, &mut p.zone_c_mm_s),
+                ("zone_d_mm_s", d.zone_d_mm_s, &mut p.zone_d_mm_s),
+                ("cavitation_ratio", d.cavitation_ratio, &mut p.cavitation_ratio),
+            ] {
+                if let Some(v) = v {
+                    if v.is_finite() && v > 0.0 {
+                        *slot = v;
+                    } else {
+                        report(field, format!("{v} must be a positive number"));
+                    }
+                }
+            }
+            if p.zone_d_mm_s <= p.zone_c_mm_s {
+                report("zone_d_mm_s", format!("{} must be above zone_c_mm_s {}", p.zone_d_mm_s, p.zone_c_mm_s));
+            }
+            DetectorKind::Pump(p)
+        }
         RawDetectorKind::Sewer => {
             let level = match &d.level {
                 Some(v) => input("level", v, report),
@@ -779,6 +826,6 @@ on_delay_s = 60
         assert_eq!(count(|k| matches!(k, Kind::Nonzero)), 10 + 12 + 12, "pump trips, sewer overflows and pump faults");
         assert_eq!(count(|k| matches!(k, Kind::Below { .. })), 12);
         assert_eq!(count(|k| matches!(k, Kind::CommLoss { .. })), 43);
-        assert_eq!(set.detectors.len(), 12 + 12, "a burst detector per district, a wet-well one per sewer station");
+        assert_eq!(set.detectors.len(), 12 + 12 + 10, "per district, per sewer station and per pump");
     }
 }

@@ -13,6 +13,7 @@
 //! clock, so the scoring harness drives them over a simulated week in seconds.
 
 pub mod burst;
+pub mod pump;
 pub mod sewer;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ pub struct DetectorSpec {
 pub enum DetectorKind {
     Burst(burst::BurstParams),
     Sewer(sewer::SewerParams),
+    Pump(pump::PumpParams),
 }
 
 impl DetectorSpec {
@@ -48,6 +50,7 @@ impl DetectorSpec {
         match &self.kind {
             DetectorKind::Burst(p) => Box::new(burst::Burst::new(self, p.clone())),
             DetectorKind::Sewer(p) => Box::new(sewer::Sewer::new(self, p.clone())),
+            DetectorKind::Pump(p) => Box::new(pump::Pump::new(self, p.clone())),
         }
     }
 }
