@@ -307,7 +307,8 @@ impl DayProfile {
             .days
             .iter()
             .filter(|(d, _)| *d < day && Self::weekend(*d) == Self::weekend(day))
-            .filter_map(|(_, slots)| (slots[slot].1 > 0).then(|| slots[slot].0 / f64::from(slots[slot].1)))
+            .filter(|(_, slots)| slots[slot].1 > 0)
+            .map(|(_, slots)| slots[slot].0 / f64::from(slots[slot].1))
             .collect();
         if v.is_empty() {
             return None;
