@@ -26,8 +26,10 @@ use super::notify::{Secret, Webhook};
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub webhooks: Vec<Webhook>,
-    /// Detectors of conditions that need many readings (bursts, sewer stations).
+    /// Detectors of conditions that need many readings (bursts, sewer stations, pumps).
     pub detectors: Vec<DetectorSpec>,
+    /// E-mail targets.
+    pub emails: Vec<super::email::Email>,
     /// How often time-based conditions (delays, communication loss, shelving) are checked.
     pub tick: Duration,
 }
@@ -87,6 +89,41 @@ struct RawFile {
     rule: Vec<toml::Spanned<toml::Table>>,
     #[serde(default)]
     detector: Vec<toml::Spanned<toml::Table>>,
+    #[serde(default)]
+    email: Vec<toml::Spanned<toml::Table>>,
+}
+
+/// One `[[email]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    name: String,
+    smtp_host: String,
+    /// Default 25.
+    #[serde(default = "default_smtp_port")]
+    smtp_port: u16,
+    from: String,
+    to: Vec<String>,
+    #[serde(default = "lowest")]
+    min_severity: Severity,
+    username: Option<String>,
+    /// Name of an environment variable holding the SMTP password.
+    password_env: Option<String>,
+    /// A file holding the SMTP password (first line).
+    password_file: Option<PathBuf>,
+    #[serde(default = "default_initial_backoff_ms")]
+    initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    max_backoff_ms: u64,
+    #[serde(default = "default_smtp_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_smtp_timeout_ms() -> u64 {
+    10_000
 }
 
 /// What a `[[detector]]` table detects.
@@ -415,8 +452,100 @@ impl RuleSet {
                 });
             }
         }
+        let mut emails = Vec::new();
+        for spanned in raw.email {
+            let line = line_of(text, spanned.span().start);
+            let table = spanned.into_inner();
+            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
+            let item = Some(match &name {
+                Some(n) => format!("email {n:?}"),
+                None => "email".to_owned(),
+            });
+            let m: RawEmail = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                Ok(m) => m,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let field = (path != ".").then_some(path);
+                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
+                    continue;
+                }
+            };
+            let before = errors.len();
+            let mut report = |field: &str, message: String| {
+                errors.push(err(Some(line), item.clone(), Some(field), message));
+            };
+            if !model::id::is_safe_name(&m.name) {
+                report("name", format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ . -", m.name));
+            } else if !hook_names.insert(format!("email:{}", m.name)) {
+                report("name", "an e-mail target of this name is configured above".to_owned());
+            }
+            if m.smtp_host.is_empty() {
+                report("smtp_host", "give the SMTP server's host name or address".to_owned());
+            }
+            let from = m
+                .from
+                .parse::<lettre::message::Mailbox>()
+                .map_err(|e| report("from", format!("{:?}: {e}", m.from)))
+                .ok();
+            let mut to = Vec::new();
+            if m.to.is_empty() {
+                report("to", "give at least one address".to_owned());
+            }
+            for (i, a) in m.to.iter().enumerate() {
+                match a.parse::<lettre::message::Mailbox>() {
+                    Ok(mb) => to.push(mb),
+                    Err(e) => report(&format!("to[{i}]"), format!("{a:?}: {e}")),
+                }
+            }
+            if m.initial_backoff_ms == 0 || m.max_backoff_ms < m.initial_backoff_ms {
+                report("max_backoff_ms", "backoffs must satisfy 0 < initial_backoff_ms <= max_backoff_ms".to_owned());
+            }
+            if m.timeout_ms == 0 {
+                report("timeout_ms", "must be at least 1".to_owned());
+            }
+            let password = match (&m.password_env, &m.password_file) {
+                (Some(_), Some(_)) => {
+                    report("password_file", "give password_env or password_file, not both".to_owned());
+                    None
+                }
+                (Some(var), None) => match env(var) {
+                    Some(p) => Some(Secret::new(p)),
+                    None => {
+                        report("password_env", format!("the environment variable {var} is not set"));
+                        None
+                    }
+                },
+                // The file's contents are never echoed, only that it could not be read.
+                (None, Some(path)) => match std::fs::read_to_string(path) {
+                    Ok(t) => Some(Secret::new(t.lines().next().unwrap_or_default().to_owned())),
+                    Err(e) => {
+                        report("password_file", format!("cannot read {}: {}", path.display(), e.kind()));
+                        None
+                    }
+                },
+                (None, None) => None,
+            };
+            if password.is_some() != m.username.is_some() {
+                report("username", "username and a password (password_env or password_file) go together".to_owned());
+            }
+            if let (Some(from), true) = (from, errors.len() == before) {
+                emails.push(super::email::Email {
+                    name: m.name,
+                    smtp_host: m.smtp_host,
+                    smtp_port: m.smtp_port,
+                    from,
+                    to,
+                    min_severity: m.min_severity,
+                    username: m.username,
+                    password,
+                    initial_backoff: Duration::from_millis(m.initial_backoff_ms),
+                    max_backoff: Duration::from_millis(m.max_backoff_ms),
+                    timeout: Duration::from_millis(m.timeout_ms),
+                });
+            }
+        }
         if errors.is_empty() {
-            Ok(RuleSet { rules, webhooks, detectors, tick: Duration::from_millis(raw.engine.tick_ms) })
+            Ok(RuleSet { rules, webhooks, detectors, emails, tick: Duration::from_millis(raw.engine.tick_ms) })
         } else {
             Err(RulesErrors(errors))
         }
@@ -815,6 +944,40 @@ on_delay_s = 60
         check_err(
             &format!("{GOOD}{}", detector.replace("dma01_burst", "pl01_low")),
             &[r#"rules.toml:27: detector "pl01_low", field `name`: its alert "pl01_low" has the name of a rule"#],
+        );
+    }
+
+    #[test]
+    fn email_targets_parse_with_a_secret_password_and_name_their_errors() {
+        let mail = r#"
+[[email]]
+name = "crew"
+smtp_host = "127.0.0.1"
+smtp_port = 2525
+from = "Mizumori <alerts@city.example.jp>"
+to = ["crew@city.example.jp"]
+min_severity = "critical"
+username = "mizumori"
+password_env = "SMTP_PASSWORD"
+"#;
+        let env = |k: &str| match k {
+            "CREW_TOKEN" => Some("s3cret".to_owned()),
+            "SMTP_PASSWORD" => Some("pa55word".to_owned()),
+            _ => None,
+        };
+        let set = RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{mail}"), &env).unwrap();
+        assert_eq!(set.emails.len(), 1);
+        assert_eq!((set.emails[0].smtp_port, set.emails[0].min_severity), (2525, Severity::Critical));
+        assert!(!format!("{:?}", set.emails[0]).contains("pa55word"));
+        let bad =
+            mail.replace("crew@city.example.jp", "not an address").replace("password_env = \"SMTP_PASSWORD\"\n", "");
+        let errs = RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{bad}"), &env).unwrap_err();
+        let shown: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(shown[0].starts_with(r#"rules.toml:27: email "crew", field `to[0]`: "not an address""#), "{shown:?}");
+        assert!(
+            shown[1].starts_with(r#"rules.toml:27: email "crew", field `username`: username and a password"#),
+            "{shown:?}"
         );
     }
 
