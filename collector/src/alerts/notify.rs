@@ -225,7 +225,7 @@ impl Target {
 /// A target with its client: an HTTP client, or an SMTP transport.
 enum Sender {
     Webhook(Webhook, reqwest::Client),
-    Email(super::email::Email, lettre::AsyncSmtpTransport<lettre::Tokio1Executor>),
+    Email(super::email::Email, Box<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>),
 }
 
 impl Sender {
@@ -256,7 +256,7 @@ pub async fn run(
         Target::Webhook(w) => Sender::Webhook(w, reqwest::Client::new()),
         Target::Email(e) => {
             let t = e.transport();
-            Sender::Email(e, t)
+            Sender::Email(e, Box::new(t))
         }
     };
     let mut cursor = loop {
