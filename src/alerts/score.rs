@@ -318,12 +318,10 @@ fn score(alerts: Vec<Alert>, events: Vec<EventRecord>, fed_by: &HashMap<String, 
             let first = alerts
                 .iter()
                 .filter(|a| by.contains(&AlertClass::of(&a.rule)) && about(a, e, fed_by))
-                // Pump trips: the alert must name the pump that tripped (rule `p2_trip`, or the
-                // sewer station's fault bits).
-                .filter(|a| {
-                    !matches!(kind, EventKind::PumpTrip | EventKind::BearingWear | EventKind::Cavitation)
-                        || pump_matches(a, e)
-                })
+                // Pump trips and wear: the alert must name the pump (rule `p2_trip`, or the sewer
+                // station's fault bits). Not cavitation: the simulator makes the station's duty
+                // pump cavitate, whichever pump the event names.
+                .filter(|a| !matches!(kind, EventKind::PumpTrip | EventKind::BearingWear) || pump_matches(a, e))
                 .map(|a| a.first_seen)
                 .min();
             if let Some(t) = first {
