@@ -47,6 +47,8 @@ pub enum AlertClass {
     PumpTrip,
     LowPressure,
     Sewer,
+    /// Pump vibration zones and cavitation.
+    PumpHealth,
     CommLoss,
     Other,
 }
@@ -63,6 +65,8 @@ impl AlertClass {
             AlertClass::LowPressure
         } else if rule.ends_with("_overflow") || rule.contains("_wet_well") {
             AlertClass::Sewer
+        } else if rule.contains("_health_") {
+            AlertClass::PumpHealth
         } else if rule.ends_with("_comm_loss") {
             AlertClass::CommLoss
         } else {
@@ -79,6 +83,7 @@ impl AlertClass {
             AlertClass::PumpTrip => &[PumpTrip],
             AlertClass::LowPressure => &[Burst, HydrantFlushing, PumpTrip],
             AlertClass::Sewer => &[Blockage, Rain, PumpTrip],
+            AlertClass::PumpHealth => &[BearingWear, Cavitation, ImpellerWear],
             AlertClass::CommLoss => &[CommTimeout, CommException, CommUnreachable, CommLateReply, CommReset],
             AlertClass::Other => &[],
         }
@@ -295,12 +300,14 @@ fn about(alert: &Alert, e: &EventRecord, fed_by: &HashMap<String, String>) -> bo
 }
 
 fn score(alerts: Vec<Alert>, events: Vec<EventRecord>, fed_by: &HashMap<String, String>, days: f64) -> Score {
-    let rows_spec: [(EventKind, &[AlertClass]); 6] = [
+    let rows_spec: [(EventKind, &[AlertClass]); 8] = [
         (EventKind::Burst, &[AlertClass::FlowRise, AlertClass::Burst]),
         (EventKind::HydrantFlushing, &[AlertClass::FlowRise]),
         (EventKind::PumpTrip, &[AlertClass::PumpTrip]),
         (EventKind::Blockage, &[AlertClass::Sewer]),
         (EventKind::Rain, &[AlertClass::Sewer]),
+        (EventKind::BearingWear, &[AlertClass::PumpHealth]),
+        (EventKind::Cavitation, &[AlertClass::PumpHealth]),
         (EventKind::LeakGrowth, &[]),
     ];
     let mut rows = Vec::new();
@@ -311,9 +318,10 @@ fn score(alerts: Vec<Alert>, events: Vec<EventRecord>, fed_by: &HashMap<String, 
             let first = alerts
                 .iter()
                 .filter(|a| by.contains(&AlertClass::of(&a.rule)) && about(a, e, fed_by))
-                // Pump trips: the alert must name the pump that tripped (rule `p2_trip`, or the
-                // sewer station's fault bits).
-                .filter(|a| kind != EventKind::PumpTrip || pump_matches(a, e))
+                // Pump trips and wear: the alert must name the pump (rule `p2_trip`, or the sewer
+                // station's fault bits). Not cavitation: the simulator makes the station's duty
+                // pump cavitate, whichever pump the event names.
+                .filter(|a| !matches!(kind, EventKind::PumpTrip | EventKind::BearingWear) || pump_matches(a, e))
                 .map(|a| a.first_seen)
                 .min();
             if let Some(t) = first {
@@ -353,5 +361,7 @@ fn score(alerts: Vec<Alert>, events: Vec<EventRecord>, fed_by: &HashMap<String, 
 
 fn pump_matches(a: &Alert, e: &EventRecord) -> bool {
     let pump = e.pump.unwrap_or(1);
-    a.rule.ends_with(&format!("_p{pump}_trip")) || a.rule.ends_with("_pump_fault")
+    a.rule.ends_with(&format!("_p{pump}_trip"))
+        || a.rule.contains(&format!("_p{pump}_health_"))
+        || a.rule.ends_with("_pump_fault")
 }

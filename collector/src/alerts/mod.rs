@@ -18,6 +18,7 @@
 //! disagree with a second copy of rule state.
 
 pub mod detect;
+pub mod email;
 pub mod eval;
 pub mod notify;
 pub mod rules;
@@ -84,15 +85,22 @@ pub(crate) async fn start(
     let Alerting { rules: set, store } = alerting;
     // A webhook seen for the first time starts at the newest change: it is not sent the whole
     // history. This happens before the engine runs, so nothing the engine records is missed.
-    for hook in &set.webhooks {
-        if store.cursor(&hook.consumer()).await?.is_none() {
-            store.set_cursor(&hook.consumer(), store.last_change().await?).await?;
+    let targets: Vec<notify::Target> = set
+        .webhooks
+        .iter()
+        .cloned()
+        .map(notify::Target::from)
+        .chain(set.emails.iter().cloned().map(notify::Target::from))
+        .collect();
+    for t in &targets {
+        if store.cursor(&t.consumer()).await?.is_none() {
+            store.set_cursor(&t.consumer(), store.last_change().await?).await?;
         }
     }
     let wake = Arc::new(Notify::new());
     let notifiers = TaskTracker::new();
-    for hook in set.webhooks.clone() {
-        notifiers.spawn(notify::run(hook, store.clone(), wake.clone(), Duration::from_secs(2), cancel.clone()));
+    for t in targets {
+        notifiers.spawn(notify::run(t, store.clone(), wake.clone(), Duration::from_secs(2), cancel.clone()));
     }
     notifiers.close();
     let tick = set.tick;

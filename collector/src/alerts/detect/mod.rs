@@ -13,6 +13,8 @@
 //! clock, so the scoring harness drives them over a simulated week in seconds.
 
 pub mod burst;
+pub mod pump;
+pub mod sewer;
 
 use std::collections::HashMap;
 
@@ -39,12 +41,16 @@ pub struct DetectorSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DetectorKind {
     Burst(burst::BurstParams),
+    Sewer(sewer::SewerParams),
+    Pump(pump::PumpParams),
 }
 
 impl DetectorSpec {
     fn build(&self) -> Box<dyn Detector> {
         match &self.kind {
             DetectorKind::Burst(p) => Box::new(burst::Burst::new(self, p.clone())),
+            DetectorKind::Sewer(p) => Box::new(sewer::Sewer::new(self, p.clone())),
+            DetectorKind::Pump(p) => Box::new(pump::Pump::new(self, p.clone())),
         }
     }
 }
@@ -301,7 +307,8 @@ impl DayProfile {
             .days
             .iter()
             .filter(|(d, _)| *d < day && Self::weekend(*d) == Self::weekend(day))
-            .filter_map(|(_, slots)| (slots[slot].1 > 0).then(|| slots[slot].0 / f64::from(slots[slot].1)))
+            .filter(|(_, slots)| slots[slot].1 > 0)
+            .map(|(_, slots)| slots[slot].0 / f64::from(slots[slot].1))
             .collect();
         if v.is_empty() {
             return None;
