@@ -232,7 +232,7 @@ pub fn rank(builder: &FeatureBuilder, as_of: NaiveDate, params: &RankParams) -> 
             lof_grade: lof,
             cof_grade: cof,
             risk_grade: RiskGrade::of(lof, cof),
-            explanation: format!("{}: {}", model.kind(), model.explain(r)),
+            explanation: format!("{}: {}", model.kind(), model.explain(r, expected[i])),
         });
         bar.inc(1);
     }
