@@ -325,6 +325,22 @@ impl Design {
         Array2::from_shape_vec((rows.len(), n), x).expect("n columns a row")
     }
 
+    /// intercept + βᵀx of each row on the standardised columns, streamed row by row: scoring a
+    /// million mains this way needs no million-row matrix.
+    fn linear(&self, beta: &[f64], intercept: f64, rows: &[Features]) -> Vec<f64> {
+        rows.iter()
+            .map(|r| {
+                let mut eta = intercept;
+                let mut k = 0;
+                self.columns(r, |_, v| {
+                    eta += beta[k] * (v - self.mean[k]) / self.sd[k];
+                    k += 1;
+                });
+                eta
+            })
+            .collect()
+    }
+
     /// Standardised columns (mean 0, sd 1 on the training panel).
     fn matrix(&self, rows: &[Features]) -> Array2<f64> {
         let mut x = self.raw(rows);
@@ -416,8 +432,7 @@ impl LofModel for PoissonGlm {
     }
 
     fn expected_breaks(&self, rows: &[Features]) -> Vec<f64> {
-        let x = self.design.matrix(rows);
-        let eta = x.dot(&Array1::from(self.beta.clone())) + self.intercept;
+        let eta = self.design.linear(&self.beta, self.intercept, rows);
         rows.iter().zip(eta).map(|(r, e)| (e.min(20.0)).exp() * r.length_km()).collect()
     }
 
@@ -632,8 +647,7 @@ impl Logistic {
     }
 
     fn probability(&self, rows: &[Features]) -> Vec<f64> {
-        let x = self.design.matrix(rows);
-        let eta = x.dot(&Array1::from(self.beta.clone())) + self.intercept;
+        let eta = self.design.linear(&self.beta, self.intercept, rows);
         eta.iter().map(|e| 1.0 / (1.0 + (-e).exp())).collect()
     }
 }
@@ -742,13 +756,19 @@ impl RandomForest {
 
     /// The share of trees that vote "break" for each row.
     fn vote_share(&self, rows: &[Features]) -> Vec<f64> {
-        let x = self.design.raw(rows);
-        let mut votes = vec![0.0; rows.len()];
-        for (tree, features) in &self.trees {
-            let predicted: Array1<bool> = tree.predict(&x.select(Axis(1), features));
-            for (v, p) in votes.iter_mut().zip(predicted) {
-                *v += f64::from(u8::from(p));
+        let mut votes = Vec::with_capacity(rows.len());
+        // In chunks, so that each tree's column selection stays in cache and a million mains
+        // never make a million-row matrix.
+        for chunk in rows.chunks(8192) {
+            let x = self.design.raw(chunk);
+            let mut chunk_votes = vec![0.0; chunk.len()];
+            for (tree, features) in &self.trees {
+                let predicted: Array1<bool> = tree.predict(&x.select(Axis(1), features));
+                for (v, p) in chunk_votes.iter_mut().zip(predicted) {
+                    *v += f64::from(u8::from(p));
+                }
             }
+            votes.extend(chunk_votes);
         }
         let trees = self.trees.len() as f64;
         votes.into_iter().map(|v| v / trees).collect()
