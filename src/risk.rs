@@ -78,6 +78,9 @@ pub enum RiskCommand {
         /// About how many km of mains.
         #[arg(long, default_value_t = 650.0)]
         km: f64,
+        /// Exactly this many mains instead of --km (for scale benchmarks).
+        #[arg(long)]
+        pipes: Option<usize>,
     },
 }
 
@@ -96,7 +99,8 @@ pub struct Input {
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// auto (chosen by validation on the years before), cohort-rate, poisson or logistic.
+    /// auto (chosen by validation on the years before), cohort-rate, poisson, logistic or
+    /// random-forest.
     #[arg(long, default_value = "auto")]
     model: String,
     /// Years of pipe-years to train on.
@@ -112,10 +116,9 @@ impl ModelArgs {
     fn params(&self) -> anyhow::Result<RankParams> {
         let model = match self.model.as_str() {
             "auto" => None,
-            name => Some(
-                ModelKind::parse(name)
-                    .with_context(|| format!("--model {name}: use auto, cohort-rate, poisson or logistic"))?,
-            ),
+            name => Some(ModelKind::parse(name).with_context(|| {
+                format!("--model {name}: use auto, cohort-rate, poisson, logistic or random-forest")
+            })?),
         };
         Ok(RankParams {
             model,
@@ -213,9 +216,9 @@ pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
             let n = write_features_csv(&out, &builder, from..=to)?;
             println!("{n} pipe-years ({from}–{to}) written to {}", out.display());
         }
-        RiskCommand::Synth { out_dir, seed, km } => {
+        RiskCommand::Synth { out_dir, seed, km, pipes } => {
             std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-            let city = generate(&SynthParams { seed, network_km: km, ..SynthParams::default() });
+            let city = generate(&SynthParams { seed, network_km: km, pipes, ..SynthParams::default() });
             city.write_csv(&out_dir)?;
             println!(
                 "{} mains ({:.0} km) and {} breaks written to {}",

@@ -8,13 +8,22 @@
 //!   sample weights (ARCHITECTURE.md, Decisions).
 //! - [`Logistic`]: a logistic regression on "at least one break in the year", by the same IRLS.
 //!
+//! - [`RandomForest`]: a random forest of linfa-trees decision trees on "at least one break in
+//!   the year", trained on every pipe-year with a break and as many without (balanced
+//!   undersampling); its score is the share of trees voting "break", turned back into a
+//!   probability with the undersampling rate.
+//!
 //! Each predicts expected breaks in the year from the as-of date and explains a prediction in
 //! words an engineer can check. Settings follow linfa's params → fit shape.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use linfa::prelude::*;
+use linfa_trees::DecisionTree;
 use ndarray::{Array1, Array2, Axis};
+use rand08::SeedableRng;
+use rand08::seq::SliceRandom;
 
 use crate::AnalyticsError;
 use crate::features::{Features, Panel};
@@ -26,16 +35,20 @@ pub enum ModelKind {
     CohortRate,
     Poisson,
     Logistic,
+    RandomForest,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 3] = [ModelKind::CohortRate, ModelKind::Poisson, ModelKind::Logistic];
+    /// Simplest first: model selection gives near-ties to the earlier one.
+    pub const ALL: [ModelKind; 4] =
+        [ModelKind::CohortRate, ModelKind::Poisson, ModelKind::Logistic, ModelKind::RandomForest];
 
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::CohortRate => "cohort-rate",
             ModelKind::Poisson => "poisson",
             ModelKind::Logistic => "logistic",
+            ModelKind::RandomForest => "random-forest",
         }
     }
 
@@ -55,8 +68,9 @@ pub trait LofModel: fmt::Debug + Send + Sync {
     fn kind(&self) -> ModelKind;
     /// Expected breaks of each main in the year from the as-of date.
     fn expected_breaks(&self, rows: &[Features]) -> Vec<f64>;
-    /// The factors behind one prediction, most important first.
-    fn explain(&self, row: &Features) -> String;
+    /// The factors behind one prediction (`expected`: what [`Self::expected_breaks`] gave
+    /// for the row), most important first.
+    fn explain(&self, row: &Features, expected: f64) -> String;
 }
 
 /// Settings of every model family.
@@ -67,11 +81,22 @@ pub struct ModelParams {
     /// Poisson and logistic: L2 penalty on the standardised coefficients.
     pub l2: f64,
     pub max_iterations: u64,
+    /// Random forest: trees, their depth, and the seed of the undersampling and bagging.
+    pub forest_trees: usize,
+    pub forest_max_depth: usize,
+    pub seed: u64,
 }
 
 impl Default for ModelParams {
     fn default() -> Self {
-        ModelParams { prior_weight_km_years: 5.0, l2: 1.0, max_iterations: 100 }
+        ModelParams {
+            prior_weight_km_years: 5.0,
+            l2: 1.0,
+            max_iterations: 100,
+            forest_trees: 50,
+            forest_max_depth: 8,
+            seed: 1,
+        }
     }
 }
 
@@ -83,6 +108,10 @@ impl ModelParams {
         }
         if !(self.l2.is_finite() && self.l2 >= 0.0) {
             return Err(bad("l2", self.l2, "must be 0 or more"));
+        }
+        if self.forest_trees == 0 || self.forest_max_depth == 0 {
+            let value = self.forest_trees.min(self.forest_max_depth) as f64;
+            return Err(bad("forest_trees/forest_max_depth", value, "must be 1 or more"));
         }
         Ok(())
     }
@@ -104,6 +133,7 @@ impl ModelParams {
             ModelKind::CohortRate => Box::new(CohortRate::fit(self, panel)),
             ModelKind::Poisson => Box::new(PoissonGlm::fit(self, panel)?),
             ModelKind::Logistic => Box::new(Logistic::fit(self, panel)?),
+            ModelKind::RandomForest => Box::new(RandomForest::fit(self, panel)?),
         })
     }
 }
@@ -185,7 +215,7 @@ impl LofModel for CohortRate {
         rows.iter().map(|r| self.rate(r).0 * r.length_km()).collect()
     }
 
-    fn explain(&self, r: &Features) -> String {
+    fn explain(&self, r: &Features, _expected: f64) -> String {
         let (rate, t) = self.rate(r);
         let prior = match prior_bucket(r.prior_breaks) {
             3 => "3+ prior breaks".to_owned(),
@@ -295,6 +325,22 @@ impl Design {
         Array2::from_shape_vec((rows.len(), n), x).expect("n columns a row")
     }
 
+    /// intercept + βᵀx of each row on the standardised columns, streamed row by row: scoring a
+    /// million mains this way needs no million-row matrix.
+    fn linear(&self, beta: &[f64], intercept: f64, rows: &[Features]) -> Vec<f64> {
+        rows.iter()
+            .map(|r| {
+                let mut eta = intercept;
+                let mut k = 0;
+                self.columns(r, |_, v| {
+                    eta += beta[k] * (v - self.mean[k]) / self.sd[k];
+                    k += 1;
+                });
+                eta
+            })
+            .collect()
+    }
+
     /// Standardised columns (mean 0, sd 1 on the training panel).
     fn matrix(&self, rows: &[Features]) -> Array2<f64> {
         let mut x = self.raw(rows);
@@ -386,12 +432,11 @@ impl LofModel for PoissonGlm {
     }
 
     fn expected_breaks(&self, rows: &[Features]) -> Vec<f64> {
-        let x = self.design.matrix(rows);
-        let eta = x.dot(&Array1::from(self.beta.clone())) + self.intercept;
+        let eta = self.design.linear(&self.beta, self.intercept, rows);
         rows.iter().zip(eta).map(|(r, e)| (e.min(20.0)).exp() * r.length_km()).collect()
     }
 
-    fn explain(&self, r: &Features) -> String {
+    fn explain(&self, r: &Features, _expected: f64) -> String {
         self.design.explain(&self.beta, r, "rate")
     }
 }
@@ -602,8 +647,7 @@ impl Logistic {
     }
 
     fn probability(&self, rows: &[Features]) -> Vec<f64> {
-        let x = self.design.matrix(rows);
-        let eta = x.dot(&Array1::from(self.beta.clone())) + self.intercept;
+        let eta = self.design.linear(&self.beta, self.intercept, rows);
         eta.iter().map(|e| 1.0 / (1.0 + (-e).exp())).collect()
     }
 }
@@ -618,8 +662,166 @@ impl LofModel for Logistic {
         self.probability(rows).into_iter().map(|p| -(1.0 - p.min(1.0 - 1e-12)).ln()).collect()
     }
 
-    fn explain(&self, r: &Features) -> String {
+    fn explain(&self, r: &Features, _expected: f64) -> String {
         self.design.explain(&self.beta, r, "odds")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random forest (linfa)
+
+/// A balanced random forest of linfa-trees decision trees on the design's raw columns.
+pub struct RandomForest {
+    design: Design,
+    /// Each tree with the columns it was grown on.
+    trees: Vec<(DecisionTree<f64, bool>, Vec<usize>)>,
+    /// Pipe-years without a break kept for training, over those in the panel: turns the odds
+    /// of a vote share on the balanced sample back into the panel's odds.
+    negative_share: f64,
+    /// Mean impurity decrease by factor, summed over the trees, largest first.
+    importance: Vec<(Factor, f64)>,
+}
+
+impl fmt::Debug for RandomForest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RandomForest")
+            .field("trees", &self.trees.len())
+            .field("negative_share", &self.negative_share)
+            .field("importance", &self.importance)
+            .finish()
+    }
+}
+
+/// Share of the columns each tree sees (a random subspace per tree, as linfa-ensemble does).
+const FOREST_COLUMN_SHARE: f64 = 0.6;
+
+impl RandomForest {
+    fn fit(params: &ModelParams, panel: &Panel) -> Result<RandomForest, AnalyticsError> {
+        let design = Design::new(&panel.rows);
+        let (positives, negatives): (Vec<usize>, Vec<usize>) =
+            (0..panel.rows.len()).partition(|&i| panel.breaks[i] > 0.0);
+        // Balance the classes by undersampling the pipe-years without a break to as many as
+        // those with one: a few hundred breaks against a hundred thousand quiet pipe-years
+        // would otherwise give leaves that all say "no break".
+        let mut rng = rand08::rngs::SmallRng::seed_from_u64(params.seed);
+        let kept: Vec<usize> =
+            negatives.choose_multiple(&mut rng, positives.len().min(negatives.len())).copied().collect();
+        let negative_weight: f64 = negatives.iter().map(|&i| panel.weights[i]).sum();
+        let negative_share = kept.len() as f64 / negative_weight.max(1.0);
+        let rows: Vec<Features> = positives.iter().chain(&kept).map(|&i| panel.rows[i].clone()).collect();
+        let y: Vec<bool> = positives.iter().map(|_| true).chain(kept.iter().map(|_| false)).collect();
+        // Our own bagging rather than linfa-ensemble's: its bootstrap rebuilds each sample
+        // without weights (reference §5), and we need one weight. linfa-trees picks a leaf's
+        // class by iterating a HashMap, so a leaf with equal weights of both classes would
+        // vote at random from run to run; "no break" weighs 0.999 so a tie votes "break" and
+        // a ranking is reproducible.
+        let weight = |label: bool| if label { 1.0f32 } else { 0.999 };
+        let x = design.raw(&rows);
+        let columns = design.factors.len();
+        let per_tree = ((columns as f64 * FOREST_COLUMN_SHARE).ceil() as usize).clamp(1, columns);
+        let tree_params = DecisionTree::params().max_depth(Some(params.forest_max_depth)).min_weight_leaf(5.0);
+        let mut trees = Vec::with_capacity(params.forest_trees);
+        for _ in 0..params.forest_trees {
+            let sample: Vec<usize> = (0..rows.len()).map(|_| rand08::Rng::gen_range(&mut rng, 0..rows.len())).collect();
+            let mut features: Vec<usize> =
+                (0..columns).collect::<Vec<_>>().choose_multiple(&mut rng, per_tree).copied().collect();
+            features.sort_unstable();
+            let records = x.select(Axis(0), &sample).select(Axis(1), &features);
+            let targets: Array1<bool> = sample.iter().map(|&i| y[i]).collect();
+            let weights: Array1<f32> = sample.iter().map(|&i| weight(y[i])).collect();
+            let tree = tree_params
+                .fit(&Dataset::new(records, targets).with_weights(weights))
+                .map_err(|e| AnalyticsError::Fit { model: "random-forest", why: e.to_string() })?;
+            trees.push((tree, features));
+        }
+        let mut importance: Vec<(Factor, f64)> = Vec::new();
+        for (tree, features) in &trees {
+            for (k, value) in features.iter().zip(tree.feature_importance()) {
+                // A tree with no split has no importance to share (0/0).
+                if !value.is_finite() {
+                    continue;
+                }
+                let factor = design.factors[*k];
+                match importance.iter_mut().find(|(f, _)| *f == factor) {
+                    Some((_, v)) => *v += value,
+                    None => importance.push((factor, value)),
+                }
+            }
+        }
+        let total: f64 = importance.iter().map(|(_, v)| v).sum::<f64>().max(f64::MIN_POSITIVE);
+        importance.iter_mut().for_each(|(_, v)| *v /= total);
+        importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(RandomForest { design, trees, negative_share, importance })
+    }
+
+    /// The share of trees that vote "break" for each row.
+    fn vote_share(&self, rows: &[Features]) -> Vec<f64> {
+        let mut votes = Vec::with_capacity(rows.len());
+        // In chunks, so that each tree's column selection stays in cache and a million mains
+        // never make a million-row matrix.
+        for chunk in rows.chunks(8192) {
+            let x = self.design.raw(chunk);
+            let mut chunk_votes = vec![0.0; chunk.len()];
+            for (tree, features) in &self.trees {
+                let predicted: Array1<bool> = tree.predict(&x.select(Axis(1), features));
+                for (v, p) in chunk_votes.iter_mut().zip(predicted) {
+                    *v += f64::from(u8::from(p));
+                }
+            }
+            votes.extend(chunk_votes);
+        }
+        let trees = self.trees.len() as f64;
+        votes.into_iter().map(|v| v / trees).collect()
+    }
+
+    /// P(at least one break) from a vote share: its odds on the balanced sample, scaled back
+    /// by the undersampling. A share of 0 or 1 is moved half a vote inwards.
+    fn probability(&self, share: f64) -> f64 {
+        let trees = self.trees.len() as f64;
+        let s = share.clamp(0.5 / trees, 1.0 - 0.5 / trees);
+        let odds = s / (1.0 - s) * self.negative_share;
+        odds / (1.0 + odds)
+    }
+}
+
+impl LofModel for RandomForest {
+    fn kind(&self) -> ModelKind {
+        ModelKind::RandomForest
+    }
+
+    fn expected_breaks(&self, rows: &[Features]) -> Vec<f64> {
+        self.vote_share(rows).into_iter().map(|s| -(1.0 - self.probability(s)).ln()).collect()
+    }
+
+    fn explain(&self, r: &Features, expected: f64) -> String {
+        // The vote share back from the expected breaks: voting again per row would walk every
+        // tree once more for each main of the ranking.
+        let odds = (expected.exp() - 1.0) / self.negative_share;
+        let share = odds / (1.0 + odds);
+        let factors: Vec<String> = self
+            .importance
+            .iter()
+            .take(3)
+            .map(|(f, v)| {
+                let name = match f {
+                    Factor::Material => format!("material ({})", r.material),
+                    Factor::AgeAndEra => format!("age and era ({:.0} y, {}s)", r.age_years, r.decade),
+                    Factor::Diameter => match r.diameter_mm {
+                        Some(d) => format!("diameter ({d:.0} mm)"),
+                        None => "diameter (unknown)".to_owned(),
+                    },
+                    Factor::Length => format!("length ({:.0} m)", r.length_m),
+                    Factor::History => format!("break history ({} prior)", r.prior_breaks),
+                };
+                format!("{name} {:.0}%", v * 100.0)
+            })
+            .collect();
+        format!(
+            "{:.0}% of {} trees vote break; the forest splits most on {}",
+            share * 100.0,
+            self.trees.len(),
+            factors.join(", ")
+        )
     }
 }
 

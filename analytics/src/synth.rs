@@ -74,6 +74,9 @@ pub struct SynthParams {
     pub seed: u64,
     /// About how many km of mains.
     pub network_km: f64,
+    /// Exactly this many mains instead (`network_km` is then ignored): the scale knob of the
+    /// benchmarks.
+    pub pipes: Option<usize>,
     /// Breaks are recorded from 1 January of this year (older ones are lost, as in real ledgers).
     pub records_from: i32,
     /// The last year with breaks.
@@ -83,7 +86,14 @@ pub struct SynthParams {
 
 impl Default for SynthParams {
     fn default() -> Self {
-        SynthParams { seed: 1, network_km: 650.0, records_from: 1995, last_year: 2024, hazard: HazardModel::default() }
+        SynthParams {
+            seed: 1,
+            network_km: 650.0,
+            pipes: None,
+            records_from: 1995,
+            last_year: 2024,
+            hazard: HazardModel::default(),
+        }
     }
 }
 
@@ -163,7 +173,11 @@ pub fn generate(params: &SynthParams) -> SyntheticCity {
     let eras: Vec<_> = ERAS.iter().map(|e| (e, e.2)).collect();
     let mut pipes = Vec::new();
     let mut km = 0.0;
-    while km < params.network_km {
+    let more = |count: usize, km: f64| match params.pipes {
+        Some(n) => count < n,
+        None => km < params.network_km,
+    };
+    while more(pipes.len(), km) {
         let (from, to, _, mix) = *pick(&mut rng, &eras);
         let year = rng.random_range(from..=to);
         let material = pick(&mut rng, mix);
@@ -277,8 +291,9 @@ mod tests {
         assert!((650.0..700.0).contains(&km), "{km} km");
         let per_year = a.breaks.len() as f64 / 30.0;
         assert!((20.0..200.0).contains(&per_year), "{per_year} breaks a year");
-        let c = generate(&SynthParams { seed: 2, ..params });
+        let c = generate(&SynthParams { seed: 2, ..params.clone() });
         assert_ne!(a.breaks, c.breaks);
+        assert_eq!(generate(&SynthParams { pipes: Some(1234), ..params }).register.len(), 1234);
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn the_backtest_beats_age_and_random_on_the_synthetic_city() {
     let history = History::new(&city.register, &city.breaks);
     let builder = FeatureBuilder::new(&city.register, &history);
     let rows = backtest(&builder, 2020..=2020, &RankParams::default()).unwrap();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 2 + analytics::ModelKind::ALL.len() + 1);
     let m: BTreeMap<String, [f64; 3]> = means(&rows).into_iter().map(|(n, c, _)| (n, c)).collect();
     let ours = m["mizumori"][1];
     assert!(ours > m["age"][1], "{m:?}");
