@@ -14,6 +14,7 @@
 
 mod alerts;
 pub mod auth;
+mod cache;
 mod chart;
 mod detail;
 mod error;
@@ -65,6 +66,8 @@ pub struct AppState {
     /// The districts the overview sums up, when the device map says which meters are whose.
     pub districts: Arc<Vec<District>>,
     pub(crate) throttle: Arc<auth::LoginThrottle>,
+    /// Aggregates and risk pages that many clients ask for at once.
+    pub(crate) caches: Arc<cache::Caches>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -84,6 +87,7 @@ impl AppState {
             risk: Arc::new(SqliteRisk::in_memory()),
             districts: Arc::default(),
             throttle: Arc::default(),
+            caches: Arc::default(),
         }
     }
 

@@ -114,7 +114,7 @@ fn by_device(latest: Vec<Reading>) -> BTreeMap<String, Vec<Reading>> {
 
 async fn devices(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
     let now = Utc::now();
-    let devices: Vec<DeviceJson> = by_device(state.store.latest().await?)
+    let devices: Vec<DeviceJson> = by_device(state.caches.latest(&state.store).await?.to_vec())
         .into_iter()
         .map(|(name, readings)| DeviceJson {
             name,
