@@ -4,6 +4,8 @@
 //! Alerts live in a SQLite file: the embedded store's own file when the store is
 //! `sqlite://PATH`, or the accounts file (`--accounts`) when readings live in InfluxDB.
 
+pub mod score;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -116,6 +118,11 @@ pub async fn setup(rules: &Path, store: &str, accounts: Option<&Path>) -> anyhow
     let alerts =
         SqliteAlerts::open(&path).await.with_context(|| format!("opening the alerts in {}", path.display()))?;
     Ok(Alerting { rules: set, store: Arc::new(alerts) })
+}
+
+/// The demo's rules (`rules/demo.toml`, compiled in).
+pub fn demo_rules() -> anyhow::Result<RuleSet> {
+    Ok(RuleSet::parse(Path::new("rules/demo.toml"), DEMO_RULES, &|k| std::env::var(k).ok())?)
 }
 
 /// The demo's rules, with alerts in the demo's SQLite file.

@@ -122,6 +122,8 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         limit: usize,
     },
+    /// A multi-year renewal plan under a yearly budget (yen or km), from a ranking.
+    Plan(crate::plan::PlanArgs),
     /// Pipe risk: rank mains, backtest the ranking, write the synthetic city.
     Risk {
         #[command(subcommand)]

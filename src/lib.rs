@@ -1,11 +1,12 @@
 //! The `mizumori` binary's commands. Each command wires crates together; the work itself is
 //! done in `sensor-sim`, `collector`, `store`, `analytics` and `dashboard`.
 
-mod alerts;
+pub mod alerts;
 pub mod cli;
 mod commands;
 mod districts;
 pub mod logging;
+mod plan;
 mod risk;
 mod risk_demo;
 mod shutdown;

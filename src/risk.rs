@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use analytics::backtest::{backtest, table};
+use analytics::backtest::{backtest, peer_rows, table};
 use analytics::import::ImportReport;
+use analytics::peer::{read_peer_scores, write_features_csv};
 use analytics::risk::write_ranking_csv;
 use analytics::synth::{SynthParams, generate};
 use analytics::{FeatureBuilder, History, ModelKind, Profile, RankParams, Register};
@@ -48,8 +49,25 @@ pub enum RiskCommand {
         /// Also write the table (Markdown) here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Score another ranker in the same run: NAME=FILE, a `year,asset_id,score` CSV with
+        /// a score for every main in service in every test year (higher = riskier).
+        #[arg(long, value_name = "NAME=FILE")]
+        peer: Vec<String>,
         #[command(flatten)]
         model: ModelArgs,
+    },
+    /// Export the pipe-year features and labels that the models train on (CSV), one row per
+    /// main in service on 1 January of each year, for peers such as scikit-learn.
+    #[command(hide = true)]
+    Features {
+        #[command(flatten)]
+        input: Input,
+        #[arg(long)]
+        from: i32,
+        #[arg(long)]
+        to: i32,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write the synthetic city (assets.csv, breaks.csv in the mizumori profile).
     Synth {
@@ -84,6 +102,10 @@ pub struct ModelArgs {
     /// Years of pipe-years to train on.
     #[arg(long, default_value_t = 10)]
     train_years: u32,
+    /// At most about this many pipe-years to train on; pipe-years without a break are
+    /// sampled (and weighted) beyond it.
+    #[arg(long, default_value_t = RankParams::default().max_train_rows)]
+    max_train_rows: usize,
 }
 
 impl ModelArgs {
@@ -95,7 +117,12 @@ impl ModelArgs {
                     .with_context(|| format!("--model {name}: use auto, cohort-rate, poisson or logistic"))?,
             ),
         };
-        Ok(RankParams { model, train_years: self.train_years, ..RankParams::default() })
+        Ok(RankParams {
+            model,
+            train_years: self.train_years,
+            max_train_rows: self.max_train_rows,
+            ..RankParams::default()
+        })
     }
 }
 
@@ -156,16 +183,35 @@ pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
                 println!("saved as ranking run {id} in {} (the dashboard shows the newest run)", path.display());
             }
         }
-        RiskCommand::Backtest { input, from, to, out, model } => {
+        RiskCommand::Backtest { input, from, to, out, peer, model } => {
             anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
             let (register, history) = load(&input)?;
             let builder = FeatureBuilder::new(&register, &history);
-            let rows = backtest(&builder, from..=to, &model.params()?)?;
+            let peers = peer
+                .iter()
+                .map(|p| {
+                    let (name, file) = p.split_once('=').with_context(|| format!("--peer {p}: use NAME=FILE"))?;
+                    Ok(read_peer_scores(name, Path::new(file), &builder)?)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut rows = backtest(&builder, from..=to, &model.params()?)?;
+            for p in &peers {
+                rows.extend(peer_rows(&builder, from..=to, p)?);
+            }
+            // Stable: within a year, Mizumori's rows keep their order and peers follow.
+            rows.sort_by_key(|r| r.year);
             let text = table(&rows);
             print!("{text}");
             if let Some(out) = out {
                 std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
             }
+        }
+        RiskCommand::Features { input, from, to, out } => {
+            anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+            let (register, history) = load(&input)?;
+            let builder = FeatureBuilder::new(&register, &history);
+            let n = write_features_csv(&out, &builder, from..=to)?;
+            println!("{n} pipe-years ({from}–{to}) written to {}", out.display());
         }
         RiskCommand::Synth { out_dir, seed, km } => {
             std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;

@@ -2,12 +2,11 @@
 //! score the ranking on that year's breaks, next to the baselines "rank by age" and "rank by
 //! prior breaks" in the same run.
 
-use chrono::NaiveDate;
-
 use crate::AnalyticsError;
 use crate::features::FeatureBuilder;
 use crate::metrics::{auc, capture};
 use crate::models::ModelKind;
+use crate::peer::{PeerScores, jan1};
 use crate::progress;
 use crate::risk::{RankParams, scores, select_model};
 
@@ -38,11 +37,7 @@ pub fn backtest(
     let mut out = Vec::new();
     let bar = progress::bar((years.end() - years.start() + 1).max(0) as u64, "backtest years");
     for year in years {
-        let as_of = NaiveDate::from_ymd_opt(year, 1, 1).ok_or(AnalyticsError::InvalidParam {
-            name: "year",
-            value: year.to_string(),
-            why: "not a year",
-        })?;
+        let as_of = jan1(year)?;
         let rows = builder.as_of(as_of);
         let actual = builder.next_year_breaks(&rows, as_of);
         let lengths: Vec<f64> = rows.iter().map(|r| r.length_m).collect();
@@ -59,7 +54,7 @@ pub fn backtest(
             });
         };
         let selection = select_model(builder, as_of, params)?;
-        let panel = builder.panel(as_of, params.train_years);
+        let panel = params.panel(builder, as_of);
         let mut family_scores = Vec::new();
         for kind in ModelKind::ALL {
             let model = params.models.fit(kind, &panel)?;
@@ -77,6 +72,43 @@ pub fn backtest(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    Ok(out)
+}
+
+/// Scores an outside ranker's `peer` scores in the test `years` exactly as [`backtest`]
+/// scores Mizumori's: same mains in service, same labels, same metrics. Every main in service
+/// must have a score; a missing one is an error naming the year and the main.
+pub fn peer_rows(
+    builder: &FeatureBuilder,
+    years: std::ops::RangeInclusive<i32>,
+    peer: &PeerScores,
+) -> Result<Vec<BacktestRow>, AnalyticsError> {
+    let mut out = Vec::new();
+    for year in years {
+        let as_of = jan1(year)?;
+        let rows = builder.as_of(as_of);
+        let actual = builder.next_year_breaks(&rows, as_of);
+        let lengths: Vec<f64> = rows.iter().map(|r| r.length_m).collect();
+        let score = rows
+            .iter()
+            .map(|r| {
+                peer.get(year, r.pipe).ok_or_else(|| AnalyticsError::PeerMissing {
+                    peer: peer.name.clone(),
+                    year,
+                    asset: builder.register().pipes()[r.pipe].id.to_string(),
+                })
+            })
+            .collect::<Result<Vec<f64>, _>>()?;
+        out.push(BacktestRow {
+            year,
+            ranker: peer.name.clone(),
+            detail: String::new(),
+            mains: rows.len(),
+            breaks: actual.iter().sum(),
+            capture: CAPTURE_AT.map(|k| capture(&score, &lengths, &actual, k)),
+            auc: auc(&score, &actual),
+        });
+    }
     Ok(out)
 }
 

@@ -25,6 +25,12 @@ pub enum AnalyticsError {
     Fit { model: &'static str, why: String },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: csv::Error },
+    #[error("{}: line {line}, column {column}: {why}", path.display())]
+    Row { path: PathBuf, line: usize, column: String, why: String },
+    #[error("{peer} has no score for main {asset} in {year}, which was in service on 1 January")]
+    PeerMissing { peer: String, year: i32, asset: String },
+    #[error(transparent)]
+    Peer(#[from] crate::peer::PeerError),
     #[error("invalid parameter {name} = {value}: {why}")]
     InvalidParam { name: &'static str, value: String, why: &'static str },
 }

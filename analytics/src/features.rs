@@ -127,29 +127,33 @@ impl<'a> FeatureBuilder<'a> {
             .iter()
             .enumerate()
             .filter(|(_, p)| p.in_service(as_of))
-            .map(|(i, p)| {
-                let prior = self.history.before(i, as_of);
-                let (install_year, age_known, age_years) = match p.installed {
-                    Some(d) => (d.year(), true, (as_of - d).num_days() as f64 / 365.25),
-                    None => {
-                        let y = self.median_year.get(&p.material).copied().unwrap_or(self.overall_median_year);
-                        (y, false, f64::from(as_of.year() - y))
-                    }
-                };
-                Features {
-                    pipe: i,
-                    material: p.material,
-                    age_years: age_years.max(0.0),
-                    age_known,
-                    decade: install_year.div_euclid(10) * 10,
-                    diameter_mm: p.diameter_mm,
-                    length_m: p.length_m,
-                    prior_breaks: prior.len() as u32,
-                    breaks_last_5y: prior.iter().filter(|d| **d >= five_years_ago).count() as u32,
-                    years_since_last_break: prior.last().map(|d| (as_of - *d).num_days() as f64 / 365.25),
-                }
-            })
+            .map(|(i, _)| self.features(i, as_of, five_years_ago))
             .collect()
+    }
+
+    /// Features of main `i` (in service on `as_of`).
+    fn features(&self, i: usize, as_of: NaiveDate, five_years_ago: NaiveDate) -> Features {
+        let p = &self.register.pipes()[i];
+        let prior = self.history.before(i, as_of);
+        let (install_year, age_known, age_years) = match p.installed {
+            Some(d) => (d.year(), true, (as_of - d).num_days() as f64 / 365.25),
+            None => {
+                let y = self.median_year.get(&p.material).copied().unwrap_or(self.overall_median_year);
+                (y, false, f64::from(as_of.year() - y))
+            }
+        };
+        Features {
+            pipe: i,
+            material: p.material,
+            age_years: age_years.max(0.0),
+            age_known,
+            decade: install_year.div_euclid(10) * 10,
+            diameter_mm: p.diameter_mm,
+            length_m: p.length_m,
+            prior_breaks: prior.len() as u32,
+            breaks_last_5y: prior.iter().filter(|d| **d >= five_years_ago).count() as u32,
+            years_since_last_break: prior.last().map(|d| (as_of - *d).num_days() as f64 / 365.25),
+        }
     }
 
     /// Breaks of each row's main in the year from `as_of`: the label of a panel row.
@@ -162,27 +166,73 @@ impl<'a> FeatureBuilder<'a> {
     /// it, the features as of that year's start and the breaks of that year. Every label
     /// window ends on or before `as_of`, so no break on or after it is used.
     pub fn panel(&self, as_of: NaiveDate, years: u32) -> Panel {
+        self.sampled_panel(as_of, years, usize::MAX)
+    }
+
+    /// [`Self::panel`] with at most about `max_rows` rows: every pipe-year with a break is
+    /// kept, and pipe-years without one are kept with the probability that fits the rest in,
+    /// weighted by its inverse (case-control sampling), so weighted sums of the panel still
+    /// estimate the whole panel's. Which rows are kept depends only on (main, year), so a
+    /// ranking is reproducible. A large register trains in bounded time this way: breaks are
+    /// rare, and the information is in them.
+    pub fn sampled_panel(&self, as_of: NaiveDate, years: u32, max_rows: usize) -> Panel {
+        let starts: Vec<NaiveDate> = (1..=years).map(|k| years_before(as_of, k)).collect();
+        // Labels first: they are cheap and decide the sampling rate.
+        let labelled: Vec<Vec<(usize, u32)>> = starts
+            .iter()
+            .map(|&start| {
+                let end = one_year_after(start);
+                let pipes = self.register.pipes().iter().enumerate();
+                pipes
+                    .filter(|(_, p)| p.in_service(start))
+                    .map(|(i, _)| (i, self.history.count_in(i, start, end)))
+                    .collect()
+            })
+            .collect();
+        let total: usize = labelled.iter().map(Vec::len).sum();
+        let positives = labelled.iter().flatten().filter(|(_, b)| *b > 0).count();
+        let keep = if total <= max_rows {
+            1.0
+        } else {
+            (max_rows.saturating_sub(positives) as f64 / (total - positives).max(1) as f64).clamp(1e-6, 1.0)
+        };
         let mut panel = Panel::default();
-        for k in 1..=years {
-            let start = years_before(as_of, k);
-            let rows = self.as_of(start);
-            panel.breaks.extend(self.next_year_breaks(&rows, start));
-            panel.rows.extend(rows);
+        for (start, rows) in starts.iter().zip(labelled) {
+            let five_years_ago = years_before(*start, 5);
+            for (i, breaks) in rows {
+                if breaks == 0 && keep < 1.0 && unit_hash(i as u64, start.year()) >= keep {
+                    continue;
+                }
+                panel.rows.push(self.features(i, *start, five_years_ago));
+                panel.breaks.push(f64::from(breaks));
+                panel.weights.push(if breaks == 0 { 1.0 / keep } else { 1.0 });
+            }
         }
         panel
     }
 }
 
-/// Pipe-year rows with their breaks in the year (the label).
+/// A number in [0, 1) that depends only on (main, year): splitmix64 of the pair.
+fn unit_hash(pipe: u64, year: i32) -> f64 {
+    let mut z = pipe.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (year as u64).wrapping_add(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Pipe-year rows with their breaks in the year (the label) and the weight of each row (the
+/// number of pipe-years it stands for: 1 unless the panel was sampled).
 #[derive(Debug, Clone, Default)]
 pub struct Panel {
     pub rows: Vec<Features>,
     pub breaks: Vec<f64>,
+    pub weights: Vec<f64>,
 }
 
 impl Panel {
     pub fn total_breaks(&self) -> f64 {
-        self.breaks.iter().sum()
+        self.breaks.iter().zip(&self.weights).map(|(b, w)| b * w).sum()
     }
 }
 
@@ -247,5 +297,24 @@ mod tests {
         assert_eq!(panel.breaks, panel_early.breaks);
         // The label of the year from the as-of date does see them.
         assert_eq!(b.next_year_breaks(&f_all, as_of), [2.0, 1.0]);
+    }
+
+    #[test]
+    fn a_sampled_panel_keeps_every_break_and_weighs_the_rest_to_the_whole() {
+        let city = crate::synth::generate(&crate::synth::SynthParams { network_km: 300.0, ..Default::default() });
+        let history = History::new(&city.register, &city.breaks);
+        let b = FeatureBuilder::new(&city.register, &history);
+        let as_of = date(2020, 1, 1);
+        let full = b.panel(as_of, 10);
+        let sampled = b.sampled_panel(as_of, 10, full.rows.len() / 10);
+        assert!(sampled.rows.len() < full.rows.len() / 8, "{} of {}", sampled.rows.len(), full.rows.len());
+        assert_eq!(sampled.total_breaks(), full.total_breaks());
+        let positives = |p: &Panel| p.breaks.iter().filter(|b| **b > 0.0).count();
+        assert_eq!(positives(&sampled), positives(&full));
+        // The weighted pipe-years estimate the panel's within a few per cent.
+        let weighted: f64 = sampled.weights.iter().sum();
+        let ratio = weighted / full.rows.len() as f64;
+        assert!((0.97..1.03).contains(&ratio), "{ratio}");
+        assert_eq!(sampled.rows, b.sampled_panel(as_of, 10, full.rows.len() / 10).rows, "reproducible");
     }
 }

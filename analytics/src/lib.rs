@@ -2,8 +2,8 @@
 //! and consequence of failure (CoF) → risk → ranking and walk-forward backtest.
 //!
 //! The crate reads and writes files and computes; it does not talk to devices and does not
-//! draw. Not built yet: sensor-derived pressure features from the store, sewer condition
-//! grades, the renewal plan.
+//! draw. `plan` turns a ranking into a
+//! budget-constrained multi-year renewal plan.
 
 pub mod asset;
 pub mod backtest;
@@ -13,6 +13,8 @@ pub mod import;
 pub mod material;
 pub mod metrics;
 pub mod models;
+pub mod peer;
+pub mod plan;
 mod progress;
 pub mod risk;
 pub mod synth;

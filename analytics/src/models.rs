@@ -6,7 +6,7 @@
 //! - [`PoissonGlm`]: a Poisson regression with log(length) as offset, fitted by our own IRLS
 //!   (Newton) on ndarray, because linfa 0.8's `TweedieRegressor` has neither an offset nor
 //!   sample weights (ARCHITECTURE.md, Decisions).
-//! - [`Logistic`]: linfa-logistic on "at least one break in the year", the linfa challenger.
+//! - [`Logistic`]: a logistic regression on "at least one break in the year", by the same IRLS.
 //!
 //! Each predicts expected breaks in the year from the as-of date and explains a prediction in
 //! words an engineer can check. Settings follow linfa's params → fit shape.
@@ -14,8 +14,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2, Axis};
 
 use crate::AnalyticsError;
@@ -140,10 +138,10 @@ impl CohortRate {
     fn fit(params: &ModelParams, panel: &Panel) -> CohortRate {
         // Ordered maps: sums in a fixed order give bit-identical rates run after run.
         let mut cells: BTreeMap<CellKey, Tally> = BTreeMap::new();
-        for (r, &y) in panel.rows.iter().zip(&panel.breaks) {
+        for ((r, &y), &w) in panel.rows.iter().zip(&panel.breaks).zip(&panel.weights) {
             let t = cells.entry((prior_bucket(r.prior_breaks), r.material, r.decade)).or_default();
-            t.breaks += y;
-            t.km_years += r.length_km();
+            t.breaks += w * y;
+            t.km_years += w * r.length_km();
         }
         let mut by_material: BTreeMap<(u32, Material), Tally> = BTreeMap::new();
         let mut by_prior: BTreeMap<u32, Tally> = BTreeMap::new();
@@ -246,7 +244,9 @@ impl Design {
         decades.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let decades: Vec<i32> = decades.into_iter().skip(1).map(|(d, _)| d).collect();
         let mut design = Design { factors: Vec::new(), materials, decades, mean: Vec::new(), sd: Vec::new() };
-        design.factors = design.columns(&rows[0]).into_iter().map(|(f, _)| f).collect();
+        let mut factors = Vec::new();
+        design.columns(&rows[0], |f, _| factors.push(f));
+        design.factors = factors;
         let n = design.factors.len();
         let raw = design.raw(rows);
         design.mean = raw.mean_axis(Axis(0)).expect("rows are not empty").to_vec();
@@ -261,47 +261,48 @@ impl Design {
     }
 
     /// The raw (unstandardised) columns of one row with their factor.
-    fn columns(&self, r: &Features) -> Vec<(Factor, f64)> {
-        let mut c = Vec::with_capacity(self.materials.len() + self.decades.len() + 10);
+    ///
+    /// A callback rather than a returned `Vec`: this runs for every pipe-year of a panel.
+    fn columns(&self, r: &Features, mut c: impl FnMut(Factor, f64)) {
         for m in &self.materials {
-            c.push((Factor::Material, f64::from(u8::from(r.material == *m))));
+            c(Factor::Material, f64::from(u8::from(r.material == *m)));
         }
         let age = r.age_years / 10.0;
-        c.push((Factor::AgeAndEra, age));
-        c.push((Factor::AgeAndEra, age * age));
-        c.push((Factor::AgeAndEra, f64::from(u8::from(!r.age_known))));
+        c(Factor::AgeAndEra, age);
+        c(Factor::AgeAndEra, age * age);
+        c(Factor::AgeAndEra, f64::from(u8::from(!r.age_known)));
         for d in &self.decades {
-            c.push((Factor::AgeAndEra, f64::from(u8::from(r.decade == *d))));
+            c(Factor::AgeAndEra, f64::from(u8::from(r.decade == *d)));
         }
         let (diameter, unknown) = match r.diameter_mm {
             Some(d) => ((d / 150.0).ln(), 0.0),
             None => (0.0, 1.0),
         };
-        c.push((Factor::Diameter, diameter));
-        c.push((Factor::Diameter, unknown));
-        c.push((Factor::Length, (r.length_m / 100.0).ln()));
-        c.push((Factor::History, f64::from(r.prior_breaks).ln_1p()));
-        c.push((Factor::History, f64::from(r.breaks_last_5y).ln_1p()));
-        c.push((Factor::History, f64::from(u8::from(r.years_since_last_break.is_some_and(|y| y < 2.0)))));
-        c
+        c(Factor::Diameter, diameter);
+        c(Factor::Diameter, unknown);
+        c(Factor::Length, (r.length_m / 100.0).ln());
+        c(Factor::History, f64::from(r.prior_breaks).ln_1p());
+        c(Factor::History, f64::from(r.breaks_last_5y).ln_1p());
+        c(Factor::History, f64::from(u8::from(r.years_since_last_break.is_some_and(|y| y < 2.0))));
     }
 
     fn raw(&self, rows: &[Features]) -> Array2<f64> {
         let n = self.factors.len();
-        let mut x = Array2::zeros((rows.len(), n));
-        for (i, r) in rows.iter().enumerate() {
-            for (k, (_, v)) in self.columns(r).into_iter().enumerate() {
-                x[[i, k]] = v;
-            }
+        let mut x = Vec::with_capacity(rows.len() * n);
+        for r in rows {
+            self.columns(r, |_, v| x.push(v));
         }
-        x
+        Array2::from_shape_vec((rows.len(), n), x).expect("n columns a row")
     }
 
     /// Standardised columns (mean 0, sd 1 on the training panel).
     fn matrix(&self, rows: &[Features]) -> Array2<f64> {
         let mut x = self.raw(rows);
-        for (k, mut col) in x.axis_iter_mut(Axis(1)).enumerate() {
-            col.mapv_inplace(|v| (v - self.mean[k]) / self.sd[k]);
+        // Row by row over the contiguous buffer: a column-wise `mapv` strides through memory.
+        for row in x.as_slice_mut().expect("standard layout").chunks_exact_mut(self.mean.len()) {
+            for ((v, m), sd) in row.iter_mut().zip(&self.mean).zip(&self.sd) {
+                *v = (*v - m) / sd;
+            }
         }
         x
     }
@@ -310,7 +311,9 @@ impl Design {
     /// one row, as multipliers against a main with the training panel's average columns.
     fn explain(&self, beta: &[f64], r: &Features, what: &str) -> String {
         let mut effect: Vec<(Factor, f64)> = Vec::new();
-        for (k, (factor, v)) in self.columns(r).into_iter().enumerate() {
+        let mut columns = Vec::with_capacity(self.factors.len());
+        self.columns(r, |f, v| columns.push((f, v)));
+        for (k, (factor, v)) in columns.into_iter().enumerate() {
             let z = (v - self.mean[k]) / self.sd[k];
             match effect.iter_mut().find(|(f, _)| *f == factor) {
                 Some((_, e)) => *e += beta[k] * z,
@@ -365,11 +368,14 @@ impl PoissonGlm {
         let x = design.matrix(&panel.rows);
         let offset: Array1<f64> = panel.rows.iter().map(|r| r.length_km().ln()).collect();
         let y = Array1::from(panel.breaks.clone());
+        let weights = Array1::from(panel.weights.clone());
         let (coef, iterations) =
-            irls_poisson(&x, &y, &offset, params.l2, params.max_iterations).ok_or_else(|| AnalyticsError::Fit {
-                model: "poisson",
-                why: "IRLS did not converge (singular or diverging Newton steps)".into(),
-            })?;
+            irls(Family::Poisson, &x, &y, &offset, Some(&weights), params.l2, params.max_iterations).ok_or_else(
+                || AnalyticsError::Fit {
+                    model: "poisson",
+                    why: "IRLS did not converge (singular or diverging Newton steps)".into(),
+                },
+            )?;
         Ok(PoissonGlm { design, intercept: coef[0], beta: coef.iter().skip(1).copied().collect(), iterations })
     }
 }
@@ -390,6 +396,15 @@ impl LofModel for PoissonGlm {
     }
 }
 
+/// The response distribution of [`irls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Counts with a log link.
+    Poisson,
+    /// 0/1 outcomes with a logit link.
+    Binomial,
+}
+
 /// Penalised Poisson IRLS with an offset: x without intercept column (one is added as
 /// column 0 and not penalised). Returns (coefficients, iterations), or `None` if it fails.
 pub fn irls_poisson(
@@ -399,35 +414,123 @@ pub fn irls_poisson(
     l2: f64,
     max_iterations: u64,
 ) -> Option<(Array1<f64>, usize)> {
+    irls(Family::Poisson, x, y, offset, None, l2, max_iterations)
+}
+
+/// Penalised IRLS (Newton's method) for a GLM with an offset and optional sample weights:
+/// x without intercept column (one is added as column 0 and not penalised). Returns
+/// (coefficients, iterations), or `None` if a Newton step fails.
+///
+/// Written on row slices rather than ndarray expressions: broadcasting a weight over the rows
+/// of an n × p matrix was most of a Kitchener ranking's time in a profile.
+pub fn irls(
+    family: Family,
+    x: &Array2<f64>,
+    y: &Array1<f64>,
+    offset: &Array1<f64>,
+    weights: Option<&Array1<f64>>,
+    l2: f64,
+    max_iterations: u64,
+) -> Option<(Array1<f64>, usize)> {
     let (n, p) = x.dim();
-    // ndarray's `s!` macro expands to an `allow(unsafe_code)` the workspace forbids, so the
-    // intercept column is added by concatenation instead of a slice assignment.
-    let xi = ndarray::concatenate(Axis(1), &[Array2::ones((n, 1)).view(), x.view()]).expect("same number of rows");
-    let mut beta = Array1::zeros(p + 1);
-    // Start at the overall rate per unit of exposure, so the first step is small.
-    beta[0] = (y.sum().max(0.5) / offset.mapv(f64::exp).sum()).ln();
+    let q = p + 1;
+    // Rows with the intercept as column 0.
+    let mut xi = Vec::with_capacity(n * q);
+    for row in x.rows() {
+        xi.push(1.0);
+        xi.extend(row.iter());
+    }
+    let xi = Array2::from_shape_vec((n, q), xi).expect("q columns a row");
+    let rows = xi.as_slice().expect("standard layout");
+    let y = y.as_slice().expect("contiguous");
+    let offset = offset.as_slice().expect("contiguous");
+    let ones = vec![1.0; n];
+    let sw = weights.map_or(&ones[..], |w| w.as_slice().expect("contiguous"));
+    let linear = |beta: &[f64]| -> Vec<f64> {
+        rows.chunks_exact(q).zip(offset).map(|(r, o)| o + r.iter().zip(beta).map(|(a, b)| a * b).sum::<f64>()).collect()
+    };
+    // The penalised negative log-likelihood (up to a constant), to damp Newton steps.
+    let objective = |beta: &[f64]| -> f64 {
+        let eta = linear(beta);
+        let nll: f64 = match family {
+            Family::Poisson => {
+                eta.iter().zip(y).zip(sw).map(|((e, y), w)| w * (e.clamp(-30.0, 30.0).exp() - y * e)).sum()
+            }
+            // log(1 + e^η) − yη, computed without overflow.
+            Family::Binomial => {
+                eta.iter().zip(y).zip(sw).map(|((e, y), w)| w * (e.max(0.0) + (-e.abs()).exp().ln_1p() - y * e)).sum()
+            }
+        };
+        nll + 0.5 * l2 * beta.iter().skip(1).map(|b| b * b).sum::<f64>()
+    };
+    let mut beta = vec![0.0; q];
+    // Start at the overall rate (or odds), so the first step is small.
+    let total = y.iter().zip(sw).map(|(y, w)| y * w).sum::<f64>().max(0.5);
+    beta[0] = match family {
+        Family::Poisson => (total / offset.iter().zip(sw).map(|(o, w)| o.exp() * w).sum::<f64>()).ln(),
+        Family::Binomial => {
+            let share = (total / sw.iter().sum::<f64>()).clamp(1e-9, 1.0 - 1e-9);
+            (share / (1.0 - share)).ln()
+        }
+    };
+    let mut current = objective(&beta);
+    let mut xw = Array2::<f64>::zeros((n, q));
     for it in 1..=max_iterations as usize {
-        let eta = xi.dot(&beta) + offset;
-        let mu = eta.mapv(|e| e.clamp(-30.0, 30.0).exp());
-        // Working response z and weights w = mu.
-        let z = &eta - offset + &((y - &mu) / &mu);
-        let xw = &xi * &mu.view().insert_axis(Axis(1));
+        let eta = linear(&beta);
+        // Gradient of the log-likelihood and the weighted rows for the Hessian.
+        let mut gradient = Array1::<f64>::zeros(q);
+        for (((r, wr), (e, yi)), w) in rows
+            .chunks_exact(q)
+            .zip(xw.as_slice_mut().expect("standard layout").chunks_exact_mut(q))
+            .zip(eta.iter().zip(y))
+            .zip(sw)
+        {
+            // The mean and the IRLS weight (the variance at the mean).
+            let (mu, var) = match family {
+                Family::Poisson => {
+                    let mu = e.clamp(-30.0, 30.0).exp();
+                    (mu, mu)
+                }
+                Family::Binomial => {
+                    let mu = 1.0 / (1.0 + (-e.clamp(-30.0, 30.0)).exp());
+                    (mu, (mu * (1.0 - mu)).max(1e-12))
+                }
+            };
+            let residual = w * (yi - mu);
+            for ((g, a), b) in gradient.iter_mut().zip(r).zip(wr.iter_mut()) {
+                *g += residual * a;
+                *b = w * var * a;
+            }
+        }
         let mut a = xw.t().dot(&xi);
-        for k in 1..=p {
+        for k in 1..q {
             a[[k, k]] += l2;
+            gradient[k] -= l2 * beta[k];
         }
-        let b = xw.t().dot(&z);
-        let next = solve_spd(a, b)?;
-        let step = (&next - &beta).mapv(f64::abs).fold(0.0f64, |m, v| m.max(*v));
-        if !step.is_finite() {
-            return None;
-        }
+        let direction = solve_spd(a, gradient)?;
+        // Rare events make full Newton steps overshoot (a Kitchener logistic fit diverged
+        // without this): halve the step until the objective does not rise.
+        let mut t = 1.0;
+        let (next, value) = loop {
+            let next: Vec<f64> = beta.iter().zip(&direction).map(|(b, d)| b + t * d).collect();
+            let value = objective(&next);
+            if value.is_finite() && value <= current + 1e-12 * current.abs() {
+                break (next, value);
+            }
+            t /= 2.0;
+            if t < 1e-10 {
+                return None;
+            }
+        };
+        let step = next.iter().zip(&beta).map(|(a, b)| (a - b).abs()).fold(0.0f64, f64::max);
+        let gain = current - value;
         beta = next;
-        if step < 1e-7 {
-            return Some((beta, it));
+        current = value;
+        if step < 1e-7 || gain <= 1e-10 * current.abs() {
+            return Some((Array1::from(beta), it));
         }
     }
-    Some((beta, max_iterations as usize))
+    Some((Array1::from(beta), max_iterations as usize))
 }
 
 /// Solves a·x = b for a symmetric positive-definite a (Cholesky).
@@ -470,13 +573,12 @@ fn solve_spd(mut a: Array2<f64>, b: Array1<f64>) -> Option<Array1<f64>> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Logistic regression (linfa)
+// Logistic regression
 
-/// P(at least one break in the year) by linfa-logistic on the same columns plus length.
+/// P(at least one break in the year) by a penalised logistic regression on the same columns.
 #[derive(Debug, Clone)]
 pub struct Logistic {
     design: Design,
-    /// Oriented so that a positive coefficient raises the chance of a break.
     intercept: f64,
     beta: Vec<f64>,
 }
@@ -485,20 +587,18 @@ impl Logistic {
     fn fit(params: &ModelParams, panel: &Panel) -> Result<Logistic, AnalyticsError> {
         let design = Design::new(&panel.rows);
         let x = design.matrix(&panel.rows);
-        let y: Array1<bool> = panel.breaks.iter().map(|b| *b > 0.0).collect();
-        let fitted = LogisticRegression::default()
-            .alpha(params.l2.max(1e-6))
-            .max_iterations(params.max_iterations)
-            .fit(&Dataset::new(x, y))
-            .map_err(|e| AnalyticsError::Fit { model: "logistic", why: e.to_string() })?;
-        // linfa labels the *majority* class as positive (reference §5): with rare breaks its
-        // probabilities are P(no break) and its coefficients point the wrong way. Orient them.
-        let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
-        Ok(Logistic {
-            design,
-            intercept: sign * fitted.intercept(),
-            beta: fitted.params().iter().map(|b| sign * b).collect(),
-        })
+        let y: Array1<f64> = panel.breaks.iter().map(|b| f64::from(u8::from(*b > 0.0))).collect();
+        let offset = Array1::zeros(y.len());
+        let weights = Array1::from(panel.weights.clone());
+        // Our own IRLS rather than linfa-logistic: linfa's L-BFGS took 25 s for one fit on
+        // 140,000 Kitchener pipe-years (ARCHITECTURE.md, Decisions); Newton's method converges in a
+        // handful of steps on a few dozen columns.
+        let (coef, _) = irls(Family::Binomial, &x, &y, &offset, Some(&weights), params.l2, params.max_iterations)
+            .ok_or_else(|| AnalyticsError::Fit {
+                model: "logistic",
+                why: "IRLS did not converge (singular or diverging Newton steps)".into(),
+            })?;
+        Ok(Logistic { design, intercept: coef[0], beta: coef.iter().skip(1).copied().collect() })
     }
 
     fn probability(&self, rows: &[Features]) -> Vec<f64> {
@@ -546,5 +646,16 @@ mod tests {
         let (beta, _) = irls_poisson(&x, &y, &offset, 0.0, 50).unwrap();
         assert!((beta[0] - 2.0f64.ln()).abs() < 1e-6, "{beta}");
         assert!((beta[1] - 3.0f64.ln()).abs() < 1e-6, "{beta}");
+    }
+
+    #[test]
+    fn irls_recovers_a_known_odds_ratio_with_weights() {
+        // Group 0: 1 in 5 broke (odds 1/4); group 1: 1 in 2 (odds 1); weights stand for rows.
+        let x = array![[0.0], [0.0], [1.0], [1.0]];
+        let y = array![1.0, 0.0, 1.0, 0.0];
+        let w = array![10.0, 40.0, 7.0, 7.0];
+        let (beta, _) = irls(Family::Binomial, &x, &y, &Array1::zeros(4), Some(&w), 0.0, 50).unwrap();
+        assert!((beta[0] - 0.25f64.ln()).abs() < 1e-6, "{beta}");
+        assert!((beta[1] - 4.0f64.ln()).abs() < 1e-6, "{beta}");
     }
 }

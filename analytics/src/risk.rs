@@ -24,11 +24,28 @@ pub struct RankParams {
     /// Use this model instead of choosing by validation.
     pub model: Option<ModelKind>,
     pub models: ModelParams,
+    /// At most about this many pipe-years in a training panel: pipe-years without a break
+    /// are sampled beyond it (`FeatureBuilder::sampled_panel`), so that a large register
+    /// trains in bounded time.
+    pub max_train_rows: usize,
 }
 
 impl Default for RankParams {
     fn default() -> Self {
-        RankParams { train_years: 10, validation_years: 2, model: None, models: ModelParams::default() }
+        RankParams {
+            train_years: 10,
+            validation_years: 2,
+            model: None,
+            models: ModelParams::default(),
+            max_train_rows: 50_000,
+        }
+    }
+}
+
+impl RankParams {
+    /// The training panel for a model used on `as_of`.
+    pub fn panel(&self, builder: &FeatureBuilder, as_of: NaiveDate) -> crate::features::Panel {
+        builder.sampled_panel(as_of, self.train_years, self.max_train_rows)
     }
 }
 
@@ -77,28 +94,29 @@ pub fn select_model(
     let mut sums: Vec<ValidationScore> =
         ModelKind::ALL.iter().map(|&kind| ValidationScore { kind, capture_1: 0.0, capture_5: 0.0 }).collect();
     let years = params.validation_years.max(1);
-    let bar = progress::bar(u64::from(years) * 3, "validating models");
+    let bar = progress::bar(u64::from(years) * ModelKind::ALL.len() as u64, "validating models");
+    // The validation years are independent: one thread each (the machines this runs on have
+    // a few cores, and a ranking waits on nothing else).
+    let per_year: Vec<Result<Option<Vec<(f64, f64)>>, AnalyticsError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..=years)
+            .map(|v| {
+                let bar = bar.clone();
+                scope.spawn(move || validate_year(builder, years_before(as_of, v), params, &bar))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a validation thread does not panic")).collect()
+    });
+    bar.finish_and_clear();
     let mut used = 0;
-    for v in 1..=years {
-        let at = years_before(as_of, v);
-        let panel = builder.panel(at, params.train_years);
-        let rows = builder.as_of(at);
-        let actual = builder.next_year_breaks(&rows, at);
-        if panel.total_breaks() == 0.0 || actual.iter().sum::<f64>() == 0.0 {
-            bar.inc(3);
-            continue;
-        }
-        used += 1;
-        let lengths: Vec<f64> = rows.iter().map(|r| r.length_m).collect();
-        for s in &mut sums {
-            let model = params.models.fit(s.kind, &panel)?;
-            let score = scores(&*model, &rows);
-            s.capture_1 += capture(&score, &lengths, &actual, 0.01);
-            s.capture_5 += capture(&score, &lengths, &actual, 0.05);
-            bar.inc(1);
+    for year in per_year {
+        if let Some(captures) = year? {
+            used += 1;
+            for (s, (c1, c5)) in sums.iter_mut().zip(captures) {
+                s.capture_1 += c1;
+                s.capture_5 += c5;
+            }
         }
     }
-    bar.finish_and_clear();
     if used == 0 {
         return Err(AnalyticsError::NotEnoughHistory {
             as_of,
@@ -119,6 +137,32 @@ pub fn select_model(
         })
         .kind;
     Ok(Selection { chosen: best, validation: sums })
+}
+
+/// Capture@1 % and @5 % of each family of [`ModelKind::ALL`] on the year from `at`, trained
+/// on the years before it; `None` when that year or its training panel has no break.
+fn validate_year(
+    builder: &FeatureBuilder,
+    at: NaiveDate,
+    params: &RankParams,
+    bar: &indicatif::ProgressBar,
+) -> Result<Option<Vec<(f64, f64)>>, AnalyticsError> {
+    let panel = params.panel(builder, at);
+    let rows = builder.as_of(at);
+    let actual = builder.next_year_breaks(&rows, at);
+    if panel.total_breaks() == 0.0 || actual.iter().sum::<f64>() == 0.0 {
+        bar.inc(ModelKind::ALL.len() as u64);
+        return Ok(None);
+    }
+    let lengths: Vec<f64> = rows.iter().map(|r| r.length_m).collect();
+    let mut out = Vec::new();
+    for kind in ModelKind::ALL {
+        let model = params.models.fit(kind, &panel)?;
+        let score = scores(&*model, &rows);
+        out.push((capture(&score, &lengths, &actual, 0.01), capture(&score, &lengths, &actual, 0.05)));
+        bar.inc(1);
+    }
+    Ok(Some(out))
 }
 
 /// Expected breaks per km in the year: the ranking score.
@@ -156,7 +200,7 @@ pub fn rank(builder: &FeatureBuilder, as_of: NaiveDate, params: &RankParams) -> 
         return Err(AnalyticsError::NoPipesInService { as_of });
     }
     let selection = select_model(builder, as_of, params)?;
-    let panel = builder.panel(as_of, params.train_years);
+    let panel = params.panel(builder, as_of);
     let model = params.models.fit(selection.chosen, &panel)?;
     let expected = model.expected_breaks(&rows);
     let score: Vec<f64> = expected.iter().zip(&rows).map(|(e, r)| e / r.length_km()).collect();

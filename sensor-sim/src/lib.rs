@@ -67,6 +67,12 @@ impl SimDevice {
     pub fn model(&self) -> &dyn DeviceModel {
         &*self.model
     }
+
+    /// A copy of the registers a client would read now (sensor faults included, communication
+    /// faults not): for harnesses that step the simulation without a network.
+    pub fn registers(&self) -> RegisterImage {
+        self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Settings that do not change the network, only how it runs.

@@ -50,6 +50,9 @@ pub enum Kind {
     Bits { mask: u32 },
     /// A fault code other than 0.
     Nonzero,
+    /// A condition a detector decides from many readings (`super::detect`); the evaluator
+    /// only runs the lifecycle (delays, episodes) on it.
+    Detected,
 }
 
 impl Kind {
@@ -64,6 +67,7 @@ impl Kind {
             Kind::CommLoss { .. } => ("no data from the device", "機器からのデータが途絶えています"),
             Kind::Bits { .. } => ("status alarm (status word {value})", "状態警報 (ステータス {value})"),
             Kind::Nonzero => ("fault code {value}", "故障コード {value}"),
+            Kind::Detected => ("anomaly detected ({value})", "異常を検知しました ({value})"),
         };
         (en.to_owned(), ja.to_owned())
     }
@@ -171,6 +175,8 @@ impl Evaluator {
                     Some(false)
                 }
                 (Kind::CommLoss { .. }, false, _) => None,
+                // A detector sets this condition through `set_condition`.
+                (Kind::Detected, _, _) => None,
                 (Kind::OutOfRange { .. }, false, _) if r.quality == Quality::OutOfRange => Some(true),
                 // Other bad readings say nothing about the process; communication loss covers them.
                 (_, false, _) | (_, true, None) => None,
@@ -207,6 +213,24 @@ impl Evaluator {
                 advance(i, rule, s, r.time, out);
             }
         }
+    }
+
+    /// Sets the condition of a `Kind::Detected` rule, as its detector decided at `at`, and
+    /// runs the rule's lifecycle on it.
+    pub fn set_condition(
+        &mut self,
+        rule: usize,
+        cond: bool,
+        value: Option<f64>,
+        at: DateTime<Utc>,
+        out: &mut Vec<Transition>,
+    ) {
+        let s = &mut self.states[rule];
+        if cond {
+            s.value = value;
+        }
+        s.cond = cond;
+        advance(rule, &self.rules[rule], s, at, out);
     }
 
     /// Advances time-based conditions to `now`: delays that expire without a new reading,

@@ -17,6 +17,8 @@
 //! loss is counted from the start. One source of truth (the alerts a crew sees) cannot
 //! disagree with a second copy of rule state.
 
+pub mod detect;
+pub mod email;
 pub mod eval;
 pub mod notify;
 pub mod rules;
@@ -25,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use model::{NewAlert, PointName, Reading};
 use store::alerts::Resolution;
 use store::{AlertStore, StoreError};
@@ -35,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+pub use detect::{DetectorKind, DetectorSpec, Detectors};
 pub use eval::{Evaluator, Kind, Rule, Transition};
 pub use notify::Webhook;
 pub use rules::{RuleSet, RulesError, RulesErrors};
@@ -82,81 +85,157 @@ pub(crate) async fn start(
     let Alerting { rules: set, store } = alerting;
     // A webhook seen for the first time starts at the newest change: it is not sent the whole
     // history. This happens before the engine runs, so nothing the engine records is missed.
-    for hook in &set.webhooks {
-        if store.cursor(&hook.consumer()).await?.is_none() {
-            store.set_cursor(&hook.consumer(), store.last_change().await?).await?;
+    let targets: Vec<notify::Target> = set
+        .webhooks
+        .iter()
+        .cloned()
+        .map(notify::Target::from)
+        .chain(set.emails.iter().cloned().map(notify::Target::from))
+        .collect();
+    for t in &targets {
+        if store.cursor(&t.consumer()).await?.is_none() {
+            store.set_cursor(&t.consumer(), store.last_change().await?).await?;
         }
-    }
-    let mut evaluator = Evaluator::new(set.rules, Utc::now());
-    let mut ids = HashMap::new();
-    for alert in store.active().await? {
-        let found = evaluator
-            .rules()
-            .iter()
-            .position(|r| r.name == alert.rule && r.device == alert.device && point_of(r) == alert.point);
-        match found {
-            Some(i) => {
-                evaluator.restore_active(i);
-                ids.insert(i, alert.id);
-            }
-            None => {
-                info!(alert = alert.id, rule = %alert.rule, "active alert of a rule no longer configured; resolve it by hand")
-            }
-        }
-    }
-    if !ids.is_empty() {
-        info!(active = ids.len(), "alert rules resume with their active alerts");
     }
     let wake = Arc::new(Notify::new());
     let notifiers = TaskTracker::new();
-    for hook in set.webhooks {
-        notifiers.spawn(notify::run(hook, store.clone(), wake.clone(), Duration::from_secs(2), cancel.clone()));
+    for t in targets {
+        notifiers.spawn(notify::run(t, store.clone(), wake.clone(), Duration::from_secs(2), cancel.clone()));
     }
     notifiers.close();
+    let tick = set.tick;
+    let mut engine = Engine::new(&set, store, metrics, Utc::now()).await?;
+    engine.wake = wake;
     let (tx, rx) = mpsc::channel(CHANNEL_CYCLES);
-    let engine = Engine { evaluator, ids, store, metrics, wake };
-    let engine = tokio::spawn(engine.run(rx, set.tick));
+    let engine = tokio::spawn(engine.run(rx, tick));
     Ok(Running { tx, engine, notifiers })
 }
 
-struct Engine {
+/// Rules and detectors evaluated together: readings and ticks in, transitions out. Pure and
+/// synchronous; the engine adds the store.
+#[derive(Debug)]
+pub struct Core {
     evaluator: Evaluator,
+    detectors: Detectors,
+}
+
+impl Core {
+    /// The rules of `set` followed by its detectors' outputs, evaluated from `start`.
+    pub fn new(set: &RuleSet, start: DateTime<Utc>) -> Core {
+        let (detectors, outputs) = Detectors::new(&set.detectors, set.rules.len());
+        let mut rules = set.rules.clone();
+        rules.extend(outputs);
+        Core { evaluator: Evaluator::new(rules, start), detectors }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        self.evaluator.rules()
+    }
+
+    pub fn on_reading(&mut self, r: &Reading, out: &mut Vec<Transition>) {
+        self.evaluator.on_reading(r, out);
+        let evaluator = &mut self.evaluator;
+        self.detectors.on_reading(r, &mut |rule, cond, value, at| evaluator.set_condition(rule, cond, value, at, out));
+    }
+
+    pub fn on_tick(&mut self, now: DateTime<Utc>, out: &mut Vec<Transition>) {
+        self.evaluator.on_tick(now, out);
+    }
+}
+
+/// The alert engine: a [`Core`] whose transitions are written to an [`AlertStore`].
+pub struct Engine {
+    core: Core,
     /// The active alert of each rule that has one.
     ids: HashMap<usize, i64>,
     store: Arc<dyn AlertStore>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    out: Vec<Transition>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("rules", &self.core.rules().len()).field("active", &self.ids.len()).finish()
+    }
 }
 
 impl Engine {
+    /// Builds the rules and detectors of `set` and resumes the episodes whose alerts are still
+    /// active in `store`.
+    pub async fn new(
+        set: &RuleSet,
+        store: Arc<dyn AlertStore>,
+        metrics: Arc<Metrics>,
+        start: DateTime<Utc>,
+    ) -> Result<Engine, StoreError> {
+        let mut core = Core::new(set, start);
+        let mut ids = HashMap::new();
+        for alert in store.active().await? {
+            let found = core
+                .rules()
+                .iter()
+                .position(|r| r.name == alert.rule && r.device == alert.device && point_of(r) == alert.point);
+            match found {
+                Some(i) => {
+                    core.evaluator.restore_active(i);
+                    ids.insert(i, alert.id);
+                }
+                None => {
+                    info!(alert = alert.id, rule = %alert.rule, "active alert of a rule no longer configured; resolve it by hand")
+                }
+            }
+        }
+        if !ids.is_empty() {
+            info!(active = ids.len(), "alert rules resume with their active alerts");
+        }
+        Ok(Engine { core, ids, store, metrics, wake: Arc::new(Notify::new()), out: Vec::new() })
+    }
+
+    /// The rules and detector outputs, in evaluation order.
+    pub fn rules(&self) -> &[Rule] {
+        self.core.rules()
+    }
+
+    /// Evaluates readings and records what changed.
+    pub async fn on_readings(&mut self, batch: &[Reading]) {
+        for r in batch {
+            self.core.on_reading(r, &mut self.out);
+        }
+        self.flush().await;
+    }
+
+    /// Advances time-based conditions to `now` and ends expired shelving.
+    pub async fn on_tick(&mut self, now: DateTime<Utc>) {
+        self.core.on_tick(now, &mut self.out);
+        match self.store.unshelve_expired(now).await {
+            Ok(back) if !back.is_empty() => self.wake.notify_waiters(),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot end expired shelving"),
+        }
+        self.flush().await;
+    }
+
+    async fn flush(&mut self) {
+        if !self.out.is_empty() {
+            for t in std::mem::take(&mut self.out) {
+                self.apply(t).await;
+            }
+            self.wake.notify_waiters();
+        }
+    }
+
     /// Evaluates readings until the channel closes (the appender has stopped).
     async fn run(mut self, mut rx: mpsc::Receiver<Arc<Vec<Reading>>>, tick: Duration) {
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut out = Vec::new();
         loop {
             tokio::select! {
                 batch = rx.recv() => {
                     let Some(batch) = batch else { break };
-                    for r in batch.iter() {
-                        self.evaluator.on_reading(r, &mut out);
-                    }
+                    self.on_readings(&batch).await;
                 }
-                _ = interval.tick() => {
-                    let now = Utc::now();
-                    self.evaluator.on_tick(now, &mut out);
-                    match self.store.unshelve_expired(now).await {
-                        Ok(back) if !back.is_empty() => self.wake.notify_waiters(),
-                        Ok(_) => {}
-                        Err(e) => warn!(error = %e, "cannot end expired shelving"),
-                    }
-                }
-            }
-            if !out.is_empty() {
-                for t in std::mem::take(&mut out) {
-                    self.apply(t).await;
-                }
-                self.wake.notify_waiters();
+                _ = interval.tick() => self.on_tick(Utc::now()).await,
             }
         }
     }
@@ -164,7 +243,7 @@ impl Engine {
     async fn apply(&mut self, t: Transition) {
         match t {
             Transition::Raise { rule, at, value } | Transition::Repeat { rule, at, value } => {
-                let r = &self.evaluator.rules()[rule];
+                let r = &self.core.rules()[rule];
                 let shown = value.map(|v| format!("{v}")).unwrap_or_else(|| "-".to_owned());
                 let new = NewAlert {
                     rule: r.name.clone(),
@@ -191,7 +270,7 @@ impl Engine {
                 let store = self.store.clone();
                 match store.resolve(id, &Resolution::Auto, at).await {
                     Ok(_) => {
-                        info!(alert = id, rule = %self.evaluator.rules()[rule].name, "alert resolved: condition clear")
+                        info!(alert = id, rule = %self.core.rules()[rule].name, "alert resolved: condition clear")
                     }
                     // Someone resolved it already (`mizumori alerts resolve`): nothing to do.
                     Err(StoreError::AlertTransition { .. } | StoreError::NoSuchAlert { .. }) => {

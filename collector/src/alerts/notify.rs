@@ -6,7 +6,7 @@
 //! and a restart resumes where the last delivered change left off. Delivery is at least once:
 //! a crash between the receiver's answer and the cursor update, or a receiver that answers
 //! after our timeout, gets that change again, with the same `Idempotency-Key` header.
-//! This module does not send e-mail.
+//! E-mail targets (`super::email`) are delivered by the same loop.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,6 +27,11 @@ pub struct Secret(String);
 impl Secret {
     pub fn new(s: String) -> Self {
         Secret(s)
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
     }
 }
 
@@ -67,7 +72,7 @@ impl Webhook {
     }
 }
 
-fn severity_ja(s: Severity) -> &'static str {
+pub(crate) fn severity_ja(s: Severity) -> &'static str {
     match s {
         Severity::Critical => "重大",
         Severity::Major => "重要",
@@ -76,7 +81,7 @@ fn severity_ja(s: Severity) -> &'static str {
     }
 }
 
-fn state_ja(s: AlertState) -> &'static str {
+pub(crate) fn state_ja(s: AlertState) -> &'static str {
     match s {
         AlertState::Open => "発生",
         AlertState::Acknowledged => "対応受付",
@@ -85,7 +90,7 @@ fn state_ja(s: AlertState) -> &'static str {
     }
 }
 
-fn state_en(s: AlertState) -> &'static str {
+pub(crate) fn state_en(s: AlertState) -> &'static str {
     match s {
         AlertState::Open => "opened",
         AlertState::Acknowledged => "acknowledged",
@@ -136,10 +141,10 @@ pub fn body(change: &AlertChange) -> serde_json::Value {
     })
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
     Delivered,
-    /// The receiver refused this message for good (a 4xx other than 408/429).
-    Refused(u16),
+    /// The receiver refused this message for good (HTTP 4xx other than 408/429, SMTP 5xx).
+    Refused(String),
     Retry(String),
 }
 
@@ -156,7 +161,7 @@ async fn post(client: &reqwest::Client, hook: &Webhook, body: &serde_json::Value
         Ok(resp) => {
             let status = resp.status().as_u16();
             if (400..500).contains(&status) && status != 408 && status != 429 {
-                Outcome::Refused(status)
+                Outcome::Refused(format!("HTTP {status}"))
             } else {
                 Outcome::Retry(format!("HTTP {status}"))
             }
@@ -168,27 +173,101 @@ async fn post(client: &reqwest::Client, hook: &Webhook, body: &serde_json::Value
     }
 }
 
-/// Delivers the outbox to one webhook until `cancel` fires. `wake` is signalled when the
-/// engine has recorded changes; a slow poll also catches changes made by other processes
-/// (`mizumori alerts ack` and `resolve`).
+/// Where notifications go: a webhook or an e-mail target.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Webhook(Webhook),
+    Email(super::email::Email),
+}
+
+impl From<Webhook> for Target {
+    fn from(w: Webhook) -> Self {
+        Target::Webhook(w)
+    }
+}
+
+impl From<super::email::Email> for Target {
+    fn from(e: super::email::Email) -> Self {
+        Target::Email(e)
+    }
+}
+
+impl Target {
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Webhook(w) => &w.name,
+            Target::Email(e) => &e.name,
+        }
+    }
+
+    pub fn consumer(&self) -> String {
+        match self {
+            Target::Webhook(w) => w.consumer(),
+            Target::Email(e) => e.consumer(),
+        }
+    }
+
+    fn min_severity(&self) -> Severity {
+        match self {
+            Target::Webhook(w) => w.min_severity,
+            Target::Email(e) => e.min_severity,
+        }
+    }
+
+    fn backoff(&self) -> (Duration, Duration) {
+        match self {
+            Target::Webhook(w) => (w.initial_backoff, w.max_backoff),
+            Target::Email(e) => (e.initial_backoff, e.max_backoff),
+        }
+    }
+}
+
+/// A target with its client: an HTTP client, or an SMTP transport.
+enum Sender {
+    Webhook(Webhook, reqwest::Client),
+    Email(super::email::Email, Box<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>),
+}
+
+impl Sender {
+    async fn send(&self, change: &AlertChange) -> Outcome {
+        match self {
+            Sender::Webhook(hook, client) => post(client, hook, &body(change)).await,
+            Sender::Email(mail, transport) => super::email::send(mail, transport, change).await,
+        }
+    }
+}
+
+/// Delivers the outbox to one webhook or e-mail target until `cancel` fires. `wake` is
+/// signalled when the engine has recorded changes; a slow poll also catches changes made by
+/// other processes (`mizumori alerts ack` and `resolve`).
 pub async fn run(
-    hook: Webhook,
+    target: impl Into<Target>,
     store: Arc<dyn AlertStore>,
     wake: Arc<Notify>,
     poll: Duration,
     cancel: CancellationToken,
 ) {
-    let consumer = hook.consumer();
-    let client = reqwest::Client::new();
+    let target = target.into();
+    let consumer = target.consumer();
+    let name = target.name().to_owned();
+    let min_severity = target.min_severity();
+    let (initial_backoff, max_backoff) = target.backoff();
+    let sender = match target {
+        Target::Webhook(w) => Sender::Webhook(w, reqwest::Client::new()),
+        Target::Email(e) => {
+            let t = e.transport();
+            Sender::Email(e, Box::new(t))
+        }
+    };
     let mut cursor = loop {
         match store.cursor(&consumer).await {
             Ok(Some(c)) => break c,
             Ok(None) => {
-                error!(webhook = %hook.name, "webhook cursor missing; it is set before the engine starts");
+                error!(target = %name, "notification cursor missing; it is set before the engine starts");
                 break 0;
             }
             Err(e) => {
-                warn!(webhook = %hook.name, error = %e, "cannot read the webhook cursor; retrying");
+                warn!(target = %name, error = %e, "cannot read the notification cursor; retrying");
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -200,36 +279,35 @@ pub async fn run(
         let changes = match store.changes_after(cursor, 100).await {
             Ok(c) => c,
             Err(e) => {
-                warn!(webhook = %hook.name, error = %e, "cannot read alert changes");
+                warn!(target = %name, error = %e, "cannot read alert changes");
                 Vec::new()
             }
         };
         for change in &changes {
-            if change.alert.severity >= hook.min_severity {
-                let body = body(change);
-                let mut wait = hook.initial_backoff;
+            if change.alert.severity >= min_severity {
+                let mut wait = initial_backoff;
                 let mut attempts = 0u32;
                 loop {
                     attempts += 1;
-                    match post(&client, &hook, &body).await {
+                    match sender.send(change).await {
                         Outcome::Delivered => {
-                            debug!(webhook = %hook.name, alert = change.alert.id, state = %change.state, "notified");
+                            debug!(target = %name, alert = change.alert.id, state = %change.state, "notified");
                             if attempts > 1 {
-                                info!(webhook = %hook.name, attempts, "webhook reachable again");
+                                info!(target = %name, attempts, "notification target reachable again");
                             }
                             break;
                         }
-                        Outcome::Refused(status) => {
-                            error!(webhook = %hook.name, status, alert = change.alert.id, "webhook refused a notification; skipping it");
+                        Outcome::Refused(why) => {
+                            error!(target = %name, reason = %why, alert = change.alert.id, "notification refused; skipping it");
                             break;
                         }
                         Outcome::Retry(why) => {
-                            warn!(webhook = %hook.name, error = %why, attempts, retry_in_ms = wait.as_millis() as u64, "webhook unavailable");
+                            warn!(target = %name, error = %why, attempts, retry_in_ms = wait.as_millis() as u64, "notification target unavailable");
                             tokio::select! {
                                 _ = cancel.cancelled() => return,
                                 _ = tokio::time::sleep(wait) => {}
                             }
-                            wait = (wait * 2).min(hook.max_backoff);
+                            wait = (wait * 2).min(max_backoff);
                         }
                     }
                 }
@@ -237,7 +315,7 @@ pub async fn run(
             cursor = change.seq;
             if let Err(e) = store.set_cursor(&consumer, cursor).await {
                 // Not fatal: the change may be sent again after a restart.
-                warn!(webhook = %hook.name, error = %e, "cannot record webhook progress");
+                warn!(target = %name, error = %e, "cannot record notification progress");
             }
         }
         if changes.len() == 100 {

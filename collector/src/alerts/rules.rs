@@ -14,6 +14,10 @@ use std::time::Duration;
 use model::{DeviceId, PointName, Severity};
 use serde::Deserialize;
 
+use super::detect::burst::BurstParams;
+use super::detect::pump::PumpParams;
+use super::detect::sewer::SewerParams;
+use super::detect::{DetectorKind, DetectorSpec, Input};
 use super::eval::{Kind, Rule};
 use super::notify::{Secret, Webhook};
 
@@ -22,6 +26,10 @@ use super::notify::{Secret, Webhook};
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub webhooks: Vec<Webhook>,
+    /// Detectors of conditions that need many readings (bursts, sewer stations, pumps).
+    pub detectors: Vec<DetectorSpec>,
+    /// E-mail targets.
+    pub emails: Vec<super::email::Email>,
     /// How often time-based conditions (delays, communication loss, shelving) are checked.
     pub tick: Duration,
 }
@@ -31,7 +39,7 @@ pub struct RuleSet {
 pub struct RulesError {
     pub file: PathBuf,
     pub line: Option<usize>,
-    /// `rule "name"` or `webhook "name"`.
+    /// `rule "name"`, `detector "name"` or `webhook "name"`.
     pub item: Option<String>,
     pub field: Option<String>,
     pub message: String,
@@ -79,6 +87,87 @@ struct RawFile {
     webhook: Vec<toml::Spanned<toml::Table>>,
     #[serde(default)]
     rule: Vec<toml::Spanned<toml::Table>>,
+    #[serde(default)]
+    detector: Vec<toml::Spanned<toml::Table>>,
+    #[serde(default)]
+    email: Vec<toml::Spanned<toml::Table>>,
+}
+
+/// One `[[email]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    name: String,
+    smtp_host: String,
+    /// Default 25.
+    #[serde(default = "default_smtp_port")]
+    smtp_port: u16,
+    from: String,
+    to: Vec<String>,
+    #[serde(default = "lowest")]
+    min_severity: Severity,
+    username: Option<String>,
+    /// Name of an environment variable holding the SMTP password.
+    password_env: Option<String>,
+    /// A file holding the SMTP password (first line).
+    password_file: Option<PathBuf>,
+    #[serde(default = "default_initial_backoff_ms")]
+    initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    max_backoff_ms: u64,
+    #[serde(default = "default_smtp_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_smtp_timeout_ms() -> u64 {
+    10_000
+}
+
+/// What a `[[detector]]` table detects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawDetectorKind {
+    Burst,
+    Sewer,
+    Pump,
+}
+
+/// One `[[detector]]` table as written; fields are checked against the kind afterwards.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDetector {
+    name: String,
+    kind: RawDetectorKind,
+    asset: String,
+    /// `device/point` of the district's inlet flow (burst).
+    flow: Option<String>,
+    /// `device/point` of the pressure at the district's critical point (burst).
+    pressure: Option<String>,
+    min_rise_m3_per_h: Option<f64>,
+    k_sigma: Option<f64>,
+    min_pressure_drop_bar: Option<f64>,
+    flushing_max_min: Option<f64>,
+    burst_confirm_min: Option<f64>,
+    flushing_hours: Option<[f64; 2]>,
+    utc_offset_h: Option<f64>,
+    /// `device/point` of the wet-well level (sewer).
+    level: Option<String>,
+    /// `device/point` of each pump's running contact (sewer).
+    running: Option<Vec<String>>,
+    min_rise_m_per_h: Option<f64>,
+    rise_for_s: Option<f64>,
+    overflow_level_m: Option<f64>,
+    overflow_within_min: Option<f64>,
+    /// `device/point` of a pump's bearing vibration, mm/s (pump).
+    vibration: Option<String>,
+    /// `device/point` of the pump's drive frequency, Hz (pump).
+    frequency: Option<String>,
+    zone_c_mm_s: Option<f64>,
+    zone_d_mm_s: Option<f64>,
+    cavitation_ratio: Option<f64>,
 }
 
 /// The `[engine]` table.
@@ -261,6 +350,48 @@ impl RuleSet {
             }
         }
 
+        let mut detectors = Vec::new();
+        for spanned in raw.detector {
+            let line = line_of(text, spanned.span().start);
+            let table = spanned.into_inner();
+            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
+            let item = Some(match &name {
+                Some(n) => format!("detector {n:?}"),
+                None => "detector".to_owned(),
+            });
+            let d: RawDetector = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                Ok(d) => d,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let field = (path != ".").then_some(path);
+                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
+                    continue;
+                }
+            };
+            let before = errors.len();
+            let mut report = |field: &str, message: String| {
+                errors.push(err(Some(line), item.clone(), Some(field), message));
+            };
+            if !model::id::is_safe_name(&d.name) {
+                report("name", format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ . -", d.name));
+            }
+            if !model::id::is_safe_name(&d.asset) {
+                report("asset", format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ . -", d.asset));
+            }
+            let spec = check_detector(d, &mut report);
+            if let Some(spec) = spec {
+                // A detector's alerts share the rules' name space: one name, one kind of alert.
+                for out in super::detect::output_names(&spec) {
+                    if !names.insert(out.clone()) {
+                        report("name", format!("its alert {out:?} has the name of a rule or detector above"));
+                    }
+                }
+                if errors.len() == before {
+                    detectors.push(spec);
+                }
+            }
+        }
+
         let mut webhooks = Vec::new();
         let mut hook_names = HashSet::new();
         for spanned in raw.webhook {
@@ -321,8 +452,100 @@ impl RuleSet {
                 });
             }
         }
+        let mut emails = Vec::new();
+        for spanned in raw.email {
+            let line = line_of(text, spanned.span().start);
+            let table = spanned.into_inner();
+            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
+            let item = Some(match &name {
+                Some(n) => format!("email {n:?}"),
+                None => "email".to_owned(),
+            });
+            let m: RawEmail = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+                Ok(m) => m,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let field = (path != ".").then_some(path);
+                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
+                    continue;
+                }
+            };
+            let before = errors.len();
+            let mut report = |field: &str, message: String| {
+                errors.push(err(Some(line), item.clone(), Some(field), message));
+            };
+            if !model::id::is_safe_name(&m.name) {
+                report("name", format!("{:?}: use 1-64 characters from A-Z a-z 0-9 _ . -", m.name));
+            } else if !hook_names.insert(format!("email:{}", m.name)) {
+                report("name", "an e-mail target of this name is configured above".to_owned());
+            }
+            if m.smtp_host.is_empty() {
+                report("smtp_host", "give the SMTP server's host name or address".to_owned());
+            }
+            let from = m
+                .from
+                .parse::<lettre::message::Mailbox>()
+                .map_err(|e| report("from", format!("{:?}: {e}", m.from)))
+                .ok();
+            let mut to = Vec::new();
+            if m.to.is_empty() {
+                report("to", "give at least one address".to_owned());
+            }
+            for (i, a) in m.to.iter().enumerate() {
+                match a.parse::<lettre::message::Mailbox>() {
+                    Ok(mb) => to.push(mb),
+                    Err(e) => report(&format!("to[{i}]"), format!("{a:?}: {e}")),
+                }
+            }
+            if m.initial_backoff_ms == 0 || m.max_backoff_ms < m.initial_backoff_ms {
+                report("max_backoff_ms", "backoffs must satisfy 0 < initial_backoff_ms <= max_backoff_ms".to_owned());
+            }
+            if m.timeout_ms == 0 {
+                report("timeout_ms", "must be at least 1".to_owned());
+            }
+            let password = match (&m.password_env, &m.password_file) {
+                (Some(_), Some(_)) => {
+                    report("password_file", "give password_env or password_file, not both".to_owned());
+                    None
+                }
+                (Some(var), None) => match env(var) {
+                    Some(p) => Some(Secret::new(p)),
+                    None => {
+                        report("password_env", format!("the environment variable {var} is not set"));
+                        None
+                    }
+                },
+                // The file's contents are never echoed, only that it could not be read.
+                (None, Some(path)) => match std::fs::read_to_string(path) {
+                    Ok(t) => Some(Secret::new(t.lines().next().unwrap_or_default().to_owned())),
+                    Err(e) => {
+                        report("password_file", format!("cannot read {}: {}", path.display(), e.kind()));
+                        None
+                    }
+                },
+                (None, None) => None,
+            };
+            if password.is_some() != m.username.is_some() {
+                report("username", "username and a password (password_env or password_file) go together".to_owned());
+            }
+            if let (Some(from), true) = (from, errors.len() == before) {
+                emails.push(super::email::Email {
+                    name: m.name,
+                    smtp_host: m.smtp_host,
+                    smtp_port: m.smtp_port,
+                    from,
+                    to,
+                    min_severity: m.min_severity,
+                    username: m.username,
+                    password,
+                    initial_backoff: Duration::from_millis(m.initial_backoff_ms),
+                    max_backoff: Duration::from_millis(m.max_backoff_ms),
+                    timeout: Duration::from_millis(m.timeout_ms),
+                });
+            }
+        }
         if errors.is_empty() {
-            Ok(RuleSet { rules, webhooks, tick: Duration::from_millis(raw.engine.tick_ms) })
+            Ok(RuleSet { rules, webhooks, detectors, emails, tick: Duration::from_millis(raw.engine.tick_ms) })
         } else {
             Err(RulesErrors(errors))
         }
@@ -336,6 +559,184 @@ fn seconds(field: &str, v: f64, report: &mut dyn FnMut(&str, String)) -> Duratio
         report(field, format!("{v} is not a number of seconds between 0 and one year"));
         Duration::ZERO
     }
+}
+
+/// Reads `device/point`.
+fn input(field: &str, v: &str, report: &mut dyn FnMut(&str, String)) -> Option<Input> {
+    let Some((device, point)) = v.split_once('/') else {
+        report(field, format!("{v:?}: write device/point, e.g. \"fm01/flow\""));
+        return None;
+    };
+    match (model::DeviceId::new(device), model::PointName::new(point)) {
+        (Ok(device), Ok(point)) => Some(Input { device, point }),
+        (Err(e), _) | (_, Err(e)) => {
+            report(field, format!("{v:?}: {e}"));
+            None
+        }
+    }
+}
+
+/// Checks a detector's fields against its kind.
+fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Option<DetectorSpec> {
+    let burst_fields = [
+        ("flow", d.flow.is_some()),
+        ("pressure", d.pressure.is_some()),
+        ("min_rise_m3_per_h", d.min_rise_m3_per_h.is_some()),
+        ("k_sigma", d.k_sigma.is_some()),
+        ("min_pressure_drop_bar", d.min_pressure_drop_bar.is_some()),
+        ("flushing_max_min", d.flushing_max_min.is_some()),
+        ("burst_confirm_min", d.burst_confirm_min.is_some()),
+        ("flushing_hours", d.flushing_hours.is_some()),
+        ("utc_offset_h", d.utc_offset_h.is_some()),
+    ];
+    let sewer_fields = [
+        ("level", d.level.is_some()),
+        ("running", d.running.is_some()),
+        ("min_rise_m_per_h", d.min_rise_m_per_h.is_some()),
+        ("rise_for_s", d.rise_for_s.is_some()),
+        ("overflow_level_m", d.overflow_level_m.is_some()),
+        ("overflow_within_min", d.overflow_within_min.is_some()),
+    ];
+    let pump_fields = [
+        ("vibration", d.vibration.is_some()),
+        ("frequency", d.frequency.is_some()),
+        ("zone_c_mm_s", d.zone_c_mm_s.is_some()),
+        ("zone_d_mm_s", d.zone_d_mm_s.is_some()),
+        ("cavitation_ratio", d.cavitation_ratio.is_some()),
+    ];
+    let (kind_name, foreign): (&str, [&[(&str, bool)]; 2]) = match d.kind {
+        RawDetectorKind::Burst => ("burst", [&sewer_fields, &pump_fields]),
+        RawDetectorKind::Sewer => ("sewer", [&burst_fields, &pump_fields]),
+        RawDetectorKind::Pump => ("pump", [&burst_fields, &sewer_fields]),
+    };
+    for (field, given) in foreign.into_iter().flatten() {
+        if *given {
+            report(field, format!("a {kind_name} detector does not use this field"));
+        }
+    }
+    let kind = match d.kind {
+        RawDetectorKind::Pump => {
+            let mut need = |field: &str, v: &Option<String>| match v {
+                Some(v) => input(field, v, report),
+                None => {
+                    report(field, "a pump detector needs this field (device/point)".to_owned());
+                    None
+                }
+            };
+            let vibration = need("vibration", &d.vibration);
+            let frequency = need("frequency", &d.frequency);
+            let (Some(vibration), Some(frequency)) = (vibration, frequency) else { return None };
+            let mut p = PumpParams::new(vibration, frequency);
+            for (field, v, slot) in [
+                ("zone_c_mm_s", d.zone_c_mm_s, &mut p.zone_c_mm_s),
+                ("zone_d_mm_s", d.zone_d_mm_s, &mut p.zone_d_mm_s),
+                ("cavitation_ratio", d.cavitation_ratio, &mut p.cavitation_ratio),
+            ] {
+                if let Some(v) = v {
+                    if v.is_finite() && v > 0.0 {
+                        *slot = v;
+                    } else {
+                        report(field, format!("{v} must be a positive number"));
+                    }
+                }
+            }
+            if p.zone_d_mm_s <= p.zone_c_mm_s {
+                report("zone_d_mm_s", format!("{} must be above zone_c_mm_s {}", p.zone_d_mm_s, p.zone_c_mm_s));
+            }
+            DetectorKind::Pump(p)
+        }
+        RawDetectorKind::Sewer => {
+            let level = match &d.level {
+                Some(v) => input("level", v, report),
+                None => {
+                    report("level", "a sewer detector needs this field (device/point)".to_owned());
+                    None
+                }
+            };
+            let mut running = Vec::new();
+            match &d.running {
+                Some(list) if !list.is_empty() => {
+                    for v in list {
+                        running.extend(input("running", v, report));
+                    }
+                }
+                _ => report(
+                    "running",
+                    "a sewer detector needs the pumps' running points, e.g. [\"mp01/p1_running\"]".to_owned(),
+                ),
+            }
+            let level = level?;
+            let mut p = SewerParams::new(level, running);
+            let mut positive = |field: &str, v: Option<f64>, slot: &mut f64| {
+                if let Some(v) = v {
+                    if v.is_finite() && v > 0.0 {
+                        *slot = v;
+                    } else {
+                        report(field, format!("{v} must be a positive number"));
+                    }
+                }
+            };
+            positive("min_rise_m_per_h", d.min_rise_m_per_h, &mut p.min_rise_m_per_h);
+            positive("overflow_level_m", d.overflow_level_m, &mut p.overflow_level_m);
+            let mut rise_s = p.rise_for.as_secs_f64();
+            positive("rise_for_s", d.rise_for_s, &mut rise_s);
+            let mut within_min = p.overflow_within.as_secs_f64() / 60.0;
+            positive("overflow_within_min", d.overflow_within_min, &mut within_min);
+            p.rise_for = seconds("rise_for_s", rise_s, report);
+            p.overflow_within = seconds("overflow_within_min", within_min * 60.0, report);
+            DetectorKind::Sewer(p)
+        }
+        RawDetectorKind::Burst => {
+            let need = |field: &str, v: &Option<String>, report: &mut dyn FnMut(&str, String)| match v {
+                Some(v) => input(field, v, report),
+                None => {
+                    report(field, "a burst detector needs this field (device/point)".to_owned());
+                    None
+                }
+            };
+            let flow = need("flow", &d.flow, report);
+            let pressure = need("pressure", &d.pressure, report);
+            let (Some(flow), Some(pressure)) = (flow, pressure) else { return None };
+            let mut p = BurstParams::new(flow, pressure);
+            let mut positive = |field: &str, v: Option<f64>, slot: &mut f64| {
+                if let Some(v) = v {
+                    if v.is_finite() && v > 0.0 {
+                        *slot = v;
+                    } else {
+                        report(field, format!("{v} must be a positive number"));
+                    }
+                }
+            };
+            positive("min_rise_m3_per_h", d.min_rise_m3_per_h, &mut p.min_rise_m3_per_h);
+            positive("k_sigma", d.k_sigma, &mut p.k_sigma);
+            positive("min_pressure_drop_bar", d.min_pressure_drop_bar, &mut p.min_pressure_drop_bar);
+            let mut flushing_min = p.flushing_max.as_secs_f64() / 60.0;
+            positive("flushing_max_min", d.flushing_max_min, &mut flushing_min);
+            let mut confirm_min = p.burst_confirm.as_secs_f64() / 60.0;
+            positive("burst_confirm_min", d.burst_confirm_min, &mut confirm_min);
+            p.flushing_max = seconds("flushing_max_min", flushing_min * 60.0, report);
+            p.burst_confirm = seconds("burst_confirm_min", confirm_min * 60.0, report);
+            if let Some([from, to]) = d.flushing_hours {
+                if (0.0..=24.0).contains(&from) && (0.0..=24.0).contains(&to) && from <= to {
+                    p.flushing_hours = (from, to);
+                } else {
+                    report(
+                        "flushing_hours",
+                        format!("[{from}, {to}]: give [from, to] local hours, 0 <= from <= to <= 24"),
+                    );
+                }
+            }
+            if let Some(h) = d.utc_offset_h {
+                if (-12.0..=14.0).contains(&h) {
+                    p.utc_offset_h = h;
+                } else {
+                    report("utc_offset_h", format!("{h} is not a time zone offset (-12 to 14 hours)"));
+                }
+            }
+            DetectorKind::Burst(p)
+        }
+    };
+    Some(DetectorSpec { name: d.name, asset: d.asset, kind })
 }
 
 /// Checks the fields a kind needs and refuses the ones it does not use.
@@ -529,6 +930,55 @@ on_delay_s = 60
             r#"rules.toml:2: webhook "crew", field `token_env`: the environment variable CREW_TOKEN is not set"#
         );
         check_err("[[rule]\n", &["rules.toml:1:"]);
+        let detector = "\n[[detector]]\nname = \"dma01_burst\"\nkind = \"burst\"\nasset = \"dma01\"\nflow = \"fm01/flow\"\npressure = \"pl01/pressure\"\n";
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let set = RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{detector}"), &env).unwrap();
+        assert_eq!(set.detectors.len(), 1);
+        check_err(
+            &format!("{GOOD}{}", detector.replace("fm01/flow", "fm01").replace("asset", "level = \"x/y\"\nasset")),
+            &[
+                r#"rules.toml:27: detector "dma01_burst", field `level`: a burst detector does not use this field"#,
+                r#"rules.toml:27: detector "dma01_burst", field `flow`: "fm01": write device/point"#,
+            ],
+        );
+        check_err(
+            &format!("{GOOD}{}", detector.replace("dma01_burst", "pl01_low")),
+            &[r#"rules.toml:27: detector "pl01_low", field `name`: its alert "pl01_low" has the name of a rule"#],
+        );
+    }
+
+    #[test]
+    fn email_targets_parse_with_a_secret_password_and_name_their_errors() {
+        let mail = r#"
+[[email]]
+name = "crew"
+smtp_host = "127.0.0.1"
+smtp_port = 2525
+from = "Mizumori <alerts@city.example.jp>"
+to = ["crew@city.example.jp"]
+min_severity = "critical"
+username = "mizumori"
+password_env = "SMTP_PASSWORD"
+"#;
+        let env = |k: &str| match k {
+            "CREW_TOKEN" => Some("s3cret".to_owned()),
+            "SMTP_PASSWORD" => Some("pa55word".to_owned()),
+            _ => None,
+        };
+        let set = RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{mail}"), &env).unwrap();
+        assert_eq!(set.emails.len(), 1);
+        assert_eq!((set.emails[0].smtp_port, set.emails[0].min_severity), (2525, Severity::Critical));
+        assert!(!format!("{:?}", set.emails[0]).contains("pa55word"));
+        let bad =
+            mail.replace("crew@city.example.jp", "not an address").replace("password_env = \"SMTP_PASSWORD\"\n", "");
+        let errs = RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{bad}"), &env).unwrap_err();
+        let shown: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(shown[0].starts_with(r#"rules.toml:27: email "crew", field `to[0]`: "not an address""#), "{shown:?}");
+        assert!(
+            shown[1].starts_with(r#"rules.toml:27: email "crew", field `username`: username and a password"#),
+            "{shown:?}"
+        );
     }
 
     #[test]
@@ -536,8 +986,9 @@ on_delay_s = 60
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/demo.toml");
         let set = RuleSet::load(&path, &no_env).unwrap();
         let count = |k: fn(&Kind) -> bool| set.rules.iter().filter(|r| k(&r.kind)).count();
-        assert_eq!(count(|k| matches!(k, Kind::Nonzero)), 10 + 12, "pump trips and sewer overflows");
+        assert_eq!(count(|k| matches!(k, Kind::Nonzero)), 10 + 12 + 12, "pump trips, sewer overflows and pump faults");
         assert_eq!(count(|k| matches!(k, Kind::Below { .. })), 12);
         assert_eq!(count(|k| matches!(k, Kind::CommLoss { .. })), 43);
+        assert_eq!(set.detectors.len(), 12 + 12 + 10, "per district, per sewer station and per pump");
     }
 }

@@ -1,0 +1,424 @@
+//! Burst: a step rise in a district's inflow that comes with a pressure drop at its critical
+//! point, told apart from hydrant flushing by how long it lasts and when it starts.
+//!
+//! Every 30 s the detector compares the inflow of the last two minutes with what the minutes
+//! before predict: the mean 4–12 minutes ago, carried forward along the slope from the mean
+//! 24–32 minutes ago. Demand changes smoothly over the day (the morning peak builds over
+//! hours), so a straight line over half an hour follows it; a burst opens within minutes and
+//! stands out as a step. The threshold adapts to the district: `k_sigma` times the spread of
+//! the district's own relative prediction error (learned while nothing is happening, over about
+//! eight hours), and at least `min_rise_m3_per_h`. The rise must come with a pressure drop at
+//! the critical point (more flow through the same mains costs head), which a flow-meter glitch
+//! does not give, and must hold at two evaluations in a row.
+//!
+//! Once a step is recognised the detector subtracts it from the inflow it keeps, so its
+//! prediction follows the demand underneath, and it watches for the opposite step: the flow
+//! falling back by half the step ends the episode (the hydrant was closed, the burst repaired).
+//!
+//! Hydrant flushing looks like a burst in flow and pressure (it *is* water leaving the
+//! network at one point) but ends by itself within the hour, and crews flush in working hours.
+//! So the step is first an "unexplained inflow rise" (major); it becomes a burst (critical)
+//! when it has lasted `flushing_max` or when it began outside `flushing_hours`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use model::{Reading, Severity};
+
+use super::{Bins, DayProfile, Detector, DetectorSpec, Input, Signal, local_hour, output};
+use crate::alerts::eval::Rule;
+
+/// Settings of one district's burst detector (validated from a `[[detector]]` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurstParams {
+    /// The district's inlet flow, m³/h.
+    pub flow: Input,
+    /// The pressure at the district's critical point, bar.
+    pub pressure: Input,
+    /// The smallest rise worth an alert, m³/h.
+    pub min_rise_m3_per_h: f64,
+    /// The rise must exceed this many standard deviations of the district's own noise.
+    pub k_sigma: f64,
+    /// The critical point's pressure must fall by at least this much, bar.
+    pub min_pressure_drop_bar: f64,
+    /// A rise lasting this long is not hydrant flushing.
+    pub flushing_max: Duration,
+    /// Outside flushing hours a rise is a burst once it has held this long.
+    pub burst_confirm: Duration,
+    /// Local hours [from, to) in which crews flush hydrants.
+    pub flushing_hours: (f64, f64),
+    /// Local time offset from UTC, hours (Japan: 9).
+    pub utc_offset_h: f64,
+}
+
+impl BurstParams {
+    pub fn new(flow: Input, pressure: Input) -> Self {
+        BurstParams {
+            flow,
+            pressure,
+            min_rise_m3_per_h: 8.0,
+            k_sigma: 4.0,
+            min_pressure_drop_bar: 0.01,
+            flushing_max: Duration::from_secs(3600),
+            burst_confirm: Duration::from_secs(600),
+            flushing_hours: (8.0, 17.0),
+            utc_offset_h: 9.0,
+        }
+    }
+}
+
+const BIN_S: u32 = 30;
+/// Bins kept: the oldest window reaches 32 minutes back.
+const KEEP: usize = 66;
+/// The windows, in bins counted back from the newest: now, recent, old.
+const NOW: (usize, usize) = (0, 4);
+const RECENT: (usize, usize) = (8, 24);
+const OLD: (usize, usize) = (48, 64);
+/// Centre distances: now to recent, recent to old (bins).
+const AHEAD: f64 = 14.0;
+const SPAN: f64 = 40.0;
+/// Evaluations in a row that confirm a change.
+const CONFIRM: u32 = 2;
+/// Weight of one evaluation in the running noise estimate (about eight hours of memory).
+const NOISE_ALPHA: f64 = 1.0 / 960.0;
+/// Relative noise assumed before any is learned.
+const NOISE_START: f64 = 0.05;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Idle,
+    /// A step is recognised: its size (m³/h), the pressure it cost (bar), when it began,
+    /// and whether it is past being flushing.
+    Step {
+        size: f64,
+        drop: f64,
+        since: DateTime<Utc>,
+        burst: bool,
+    },
+}
+
+#[derive(Debug)]
+pub struct Burst {
+    params: BurstParams,
+    flow: Bins,
+    pressure: Bins,
+    /// The inflow as measured (steps included), by time of day over the last week.
+    measured: DayProfile,
+    /// The inflow under recognised steps: the district's normal demand by time of day.
+    normal: DayProfile,
+    /// Running mean square of the relative prediction error while idle.
+    noise_var: f64,
+    state: State,
+    /// Consecutive evaluations that saw a rise (idle or stepped) or a fall (stepped).
+    rising: u32,
+    falling: u32,
+    /// How long into the current step it is next checked against earlier days.
+    next_check: Duration,
+    rules: Vec<Rule>,
+}
+
+/// Output indices.
+const RISE: usize = 0;
+const BURST: usize = 1;
+
+impl Burst {
+    pub fn new(spec: &DetectorSpec, params: BurstParams) -> Self {
+        let rules = vec![
+            output(
+                spec,
+                "_flow_rise",
+                &params.flow,
+                Severity::Major,
+                "inflow {value} m3/h above the expected level with a pressure drop: burst or hydrant flushing?",
+                "流入量が想定より {value} m3/h 多く末端圧力が低下: 漏水事故または消火栓洗浄の可能性",
+            ),
+            output(
+                spec,
+                "",
+                &params.flow,
+                Severity::Critical,
+                "suspected burst: inflow {value} m3/h above the expected level and not ending like flushing",
+                "管路破損(漏水事故)の疑い: 流入量が想定より {value} m3/h 多い状態が続いています",
+            ),
+        ];
+        let utc_offset_h = params.utc_offset_h;
+        Burst {
+            params,
+            flow: Bins::new(BIN_S, KEEP),
+            pressure: Bins::new(BIN_S, KEEP),
+            measured: DayProfile::new(utc_offset_h),
+            normal: DayProfile::new(utc_offset_h),
+            noise_var: NOISE_START * NOISE_START,
+            state: State::Idle,
+            rising: 0,
+            falling: 0,
+            next_check: Duration::ZERO,
+            rules,
+        }
+    }
+
+    /// Predicted and observed means of the last two minutes.
+    fn predict(bins: &Bins) -> Option<(f64, f64)> {
+        let now = bins.mean_back(NOW.0, NOW.1)?;
+        let recent = bins.mean_back(RECENT.0, RECENT.1)?;
+        let old = bins.mean_back(OLD.0, OLD.1)?;
+        Some((recent + (recent - old) / SPAN * AHEAD, now))
+    }
+
+    fn evaluate(&mut self, at: DateTime<Utc>, out: &mut Vec<Signal>) {
+        let (Some((q_exp, q_now)), Some((p_exp, p_now))) = (Self::predict(&self.flow), Self::predict(&self.pressure))
+        else {
+            return;
+        };
+        let rise = q_now - q_exp;
+        let drop = p_exp - p_now;
+        let sigma = self.noise_var.sqrt();
+        let threshold = self.params.min_rise_m3_per_h.max(self.params.k_sigma * sigma * q_exp.abs());
+        let rises = rise > threshold && drop > self.params.min_pressure_drop_bar;
+        self.rising = if rises { self.rising + 1 } else { 0 };
+        match self.state {
+            State::Idle => {
+                let rel = rise / q_exp.abs().max(1.0);
+                // Outliers (real events) do not teach the noise level.
+                if !rises && rel * rel < 36.0 * self.noise_var {
+                    self.noise_var += NOISE_ALPHA * (rel * rel - self.noise_var);
+                }
+                if self.rising >= CONFIRM {
+                    self.next_check = Duration::ZERO;
+                    self.state = State::Step { size: rise, drop, since: at, burst: false };
+                    self.rising = 0;
+                    self.track(NOW.1, rise, drop);
+                    out.push(self.signal(at));
+                }
+            }
+            State::Step { size, drop: step_drop, since, burst } => {
+                if self.rising >= CONFIRM {
+                    // The step grew (a burst still opening, or a second one).
+                    self.state = State::Step { size: size + rise, drop: step_drop + drop, since, burst };
+                    self.rising = 0;
+                    self.track(NOW.1, rise, drop);
+                    out.push(self.signal(at));
+                    return;
+                }
+                // A fall must stand out from the noise as a rise must (a little less sure: the
+                // step is known to exist).
+                let fall_limit = (size / 2.0).max(0.75 * self.params.k_sigma * sigma * q_exp.abs());
+                self.falling = if -rise > fall_limit { self.falling + 1 } else { 0 };
+                if self.falling >= CONFIRM {
+                    // The flow fell back: put the bins since the fall back to what they were.
+                    self.untrack(NOW.1, q_exp - size / 2.0, size, step_drop);
+                    self.end(at, out);
+                    return;
+                }
+                let lasted = (at - since).to_std().unwrap_or_default();
+                let due =
+                    if self.in_flushing_hours(since) { self.params.flushing_max } else { self.params.burst_confirm };
+                if lasted >= due && lasted >= self.next_check {
+                    self.next_check = lasted + Duration::from_secs(3600);
+                    // Earlier days of the same kind vouch for the step, when there are any: if
+                    // the step's last half hour (at most) is not above their normal demand at
+                    // this time of day by half the step, the "step" was demand wandering (or the flow came back
+                    // slowly), and the episode ends.
+                    let from = since.max(at - chrono::Duration::minutes(30));
+                    if self.normal.excess(&self.measured, from, at).is_some_and(|e| e < size / 2.0) {
+                        self.flow.shift_back(KEEP, -size);
+                        self.pressure.shift_back(KEEP, step_drop);
+                        self.end(at, out);
+                        return;
+                    }
+                }
+                if !burst && lasted >= due {
+                    self.state = State::Step { size, drop: step_drop, since, burst: true };
+                    out.push(Signal { output: RISE, cond: false, value: None, at });
+                    out.push(self.signal(at));
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, at: DateTime<Utc>, out: &mut Vec<Signal>) {
+        self.falling = 0;
+        self.state = State::Idle;
+        out.push(Signal { output: RISE, cond: false, value: None, at });
+        out.push(Signal { output: BURST, cond: false, value: None, at });
+    }
+
+    fn in_flushing_hours(&self, at: DateTime<Utc>) -> bool {
+        let h = local_hour(at, self.params.utc_offset_h);
+        let (from, to) = self.params.flushing_hours;
+        from <= h && h < to
+    }
+
+    /// The signal that says what the current step is.
+    fn signal(&self, at: DateTime<Utc>) -> Signal {
+        let State::Step { size, burst, .. } = self.state else {
+            return Signal { output: RISE, cond: false, value: None, at };
+        };
+        let value = Some((size * 10.0).round() / 10.0);
+        Signal { output: if burst { BURST } else { RISE }, cond: true, value, at }
+    }
+
+    /// From now on the detector keeps the flow and pressure under the step; the newest `bins`
+    /// already hold it.
+    fn track(&mut self, bins: usize, size: f64, drop: f64) {
+        self.flow.shift_back(bins, size);
+        self.pressure.shift_back(bins, -drop);
+    }
+
+    /// Undoes `track` for the newest `bins` that lie below `below` (those after the fall).
+    fn untrack(&mut self, bins: usize, below: f64, size: f64, drop: f64) {
+        let fell = (0..bins).filter(|&k| self.flow.mean_back(k, k + 1).is_some_and(|v| v < below)).count();
+        self.flow.shift_back(fell, -size);
+        self.pressure.shift_back(fell, drop);
+    }
+
+    fn add(&mut self, input: usize, r: &Reading) -> Option<DateTime<Utc>> {
+        let v = r.value.as_f64().filter(|v| v.is_finite() && r.quality.is_good())?;
+        if input == 0 {
+            self.measured.add(r.time, v);
+            let under = if let State::Step { size, .. } = self.state { v - size } else { v };
+            self.normal.add(r.time, under);
+            let done = self.flow.add(r.time, v);
+            // A bin completed while a step is recognised holds the step: keep the level under it.
+            if let (Some(_), State::Step { size, .. }) = (done, self.state) {
+                self.flow.shift_back(1, size);
+            }
+            done
+        } else {
+            if let (Some(_), State::Step { drop, .. }) = (self.pressure.add(r.time, v), self.state) {
+                self.pressure.shift_back(1, -drop);
+            }
+            None
+        }
+    }
+}
+
+impl Detector for Burst {
+    fn inputs(&self) -> Vec<Input> {
+        vec![self.params.flow.clone(), self.params.pressure.clone()]
+    }
+
+    fn outputs(&self) -> Vec<Rule> {
+        self.rules.clone()
+    }
+
+    fn on_reading(&mut self, input: usize, r: &Reading, out: &mut Vec<Signal>) {
+        // The flow meter's bins set the pace: one evaluation per completed flow bin.
+        if let Some(at) = self.add(input, r) {
+            self.evaluate(at, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::detect::DetectorKind;
+    use chrono::TimeZone;
+    use model::{DeviceId, PointName};
+
+    fn input(d: &str, p: &str) -> Input {
+        Input { device: DeviceId::new(d).unwrap(), point: PointName::new(p).unwrap() }
+    }
+
+    fn detector() -> Burst {
+        let params = BurstParams::new(input("fm01", "flow"), input("pl01", "pressure"));
+        let spec = DetectorSpec {
+            name: "dma01_burst".into(),
+            asset: "dma01".into(),
+            kind: DetectorKind::Burst(params.clone()),
+        };
+        Burst::new(&spec, params)
+    }
+
+    /// A deterministic wobble in [-1, 1].
+    fn wobble(i: i64) -> f64 {
+        ((i as f64 * 12.9898).sin() * 43758.5453).fract() * 2.0 - 1.0
+    }
+
+    /// Runs `seconds` of 1 Hz readings with an extra flow `extra(s)` (m³/h) on a smooth demand
+    /// that rises through a morning peak; pressure falls with flow². Returns (second, output,
+    /// condition) of each signal.
+    fn run(start_jst_hour: i64, seconds: i64, extra: impl Fn(i64) -> f64) -> Vec<(i64, usize, bool)> {
+        run_metered(start_jst_hour, seconds, |s| (extra(s), extra(s)))
+    }
+
+    /// Demand at `s` seconds after a start at `start_jst_hour`: 60 m³/h at night, 100 → 250 m³/h
+    /// through the morning from 05:00.
+    fn demand(start_jst_hour: i64, s: i64) -> f64 {
+        let hours_after_5 = (start_jst_hour - 5) as f64 + s as f64 / 3600.0;
+        if hours_after_5 < 0.0 { 60.0 } else { 100.0 + 50.0 * hours_after_5.min(3.0) }
+    }
+
+    /// The same with the extra flow the meter shows and the extra flow the pipes carry apart.
+    fn run_metered(start_jst_hour: i64, seconds: i64, extra: impl Fn(i64) -> (f64, f64)) -> Vec<(i64, usize, bool)> {
+        let t0 = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap() + chrono::Duration::hours(start_jst_hour - 9);
+        let mut d = detector();
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        for s in 0..seconds {
+            let t = t0 + chrono::Duration::seconds(s);
+            // With 2 % noise.
+            let base = demand(start_jst_hour, s);
+            let (metered, real) = extra(s);
+            let q = base * (1.0 + 0.02 * wobble(s));
+            let p = 4.0 - 0.0981 * 12.0 * ((q + real) / 250.0).powi(2);
+            let q = q + metered;
+            d.on_reading(
+                0,
+                &Reading::good(DeviceId::new("fm01").unwrap(), PointName::new("flow").unwrap(), t, q),
+                &mut out,
+            );
+            d.on_reading(
+                1,
+                &Reading::good(DeviceId::new("pl01").unwrap(), PointName::new("pressure").unwrap(), t, p),
+                &mut out,
+            );
+            for sig in out.drain(..) {
+                got.push(((sig.at - t0).num_seconds(), sig.output, sig.cond));
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_smooth_morning_rise_raises_nothing() {
+        assert_eq!(run(5, 4 * 3600, |_| 0.0), []);
+    }
+
+    #[test]
+    fn a_night_burst_is_a_burst_within_minutes_and_ends_when_repaired() {
+        // 00:00 local: outside flushing hours. 30 m³/h opening over two minutes at 1 h, for 3 h.
+        let got = run(0, 5 * 3600, |s| {
+            if (3600..4 * 3600).contains(&s) { 30.0 * ((s - 3600) as f64 / 120.0).min(1.0) } else { 0.0 }
+        });
+        let kinds: Vec<_> = got.iter().map(|g| (g.1, g.2)).collect();
+        assert_eq!(kinds, [(RISE, true), (RISE, false), (BURST, true), (RISE, false), (BURST, false)], "{got:?}");
+        assert!((3600..3600 + 300).contains(&got[0].0), "a flow rise {} s after the start", got[0].0 - 3600);
+        assert_eq!(got[2].0 - got[0].0, 600, "a burst once it held for 10 minutes: {got:?}");
+        assert!((4 * 3600..4 * 3600 + 300).contains(&got[3].0), "ends after the repair: {got:?}");
+    }
+
+    #[test]
+    fn daytime_flushing_is_a_flow_rise_only_and_a_long_rise_becomes_a_burst() {
+        // 10:00 local: 60 m³/h at once for 30 minutes.
+        let flushing = run(10, 3 * 3600, |s| if (3600..5400).contains(&s) { 60.0 } else { 0.0 });
+        assert_eq!(
+            flushing.iter().map(|g| (g.1, g.2)).collect::<Vec<_>>(),
+            [(RISE, true), (RISE, false), (BURST, false)],
+            "{flushing:?}"
+        );
+        // The same rise lasting two hours becomes a burst after an hour.
+        let burst = run(10, 4 * 3600, |s| if (3600..3 * 3600).contains(&s) { 60.0 } else { 0.0 });
+        let kinds: Vec<_> = burst.iter().map(|g| (g.1, g.2)).collect();
+        assert_eq!(kinds, [(RISE, true), (RISE, false), (BURST, true), (RISE, false), (BURST, false)], "{burst:?}");
+        assert!((7200..7200 + 300).contains(&burst[2].0), "an hour after it was raised: {burst:?}");
+    }
+
+    #[test]
+    fn a_flow_meter_jump_without_a_pressure_drop_is_ignored() {
+        // The meter reads 60 m³/h more for an hour (a fault), the pipes carry nothing more.
+        let got = run_metered(0, 3 * 3600, |s| (if (3600..7200).contains(&s) { 60.0 } else { 0.0 }, 0.0));
+        assert_eq!(got, []);
+    }
+}
