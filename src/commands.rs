@@ -129,6 +129,7 @@ async fn demo(
         .with_units(&devices)
         .with_accounts(accounts)
         .with_alerts(alert_store)
+        .with_settings(Arc::new(store::SqliteSettings::open(&db).await?))
         .with_risk(Arc::new(risk.clone()))
         .with_districts(districts);
     let router = dashboard::app(state).merge(metrics_router(metrics));
@@ -278,6 +279,7 @@ async fn serve(
         .with_units(&devices)
         .with_accounts(accounts)
         .with_alerts(Arc::new(alerts))
+        .with_settings(Arc::new(store::SqliteSettings::open(accounts_path).await?))
         .with_risk(Arc::new(risk))
         .with_auth(auth);
     dashboard::serve(listener, state, cancel).await?;

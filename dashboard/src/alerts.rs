@@ -177,16 +177,9 @@ fn state_order(s: AlertState) -> u8 {
 
 /// Active alerts by severity, most severe first (for the inbox header and the overview).
 pub(crate) async fn active_counts(state: &AppState) -> Result<Vec<(Severity, usize)>, AppError> {
-    let mut counts: Vec<(Severity, usize)> = Severity::ALL.iter().rev().map(|s| (*s, 0)).collect();
-    for s in [AlertState::Open, AlertState::Acknowledged, AlertState::Shelved] {
-        let q = AlertQuery { state: Some(s), ..AlertQuery::default() };
-        for a in state.alerts.alerts(&q).await? {
-            if let Some(c) = counts.iter_mut().find(|(sev, _)| *sev == a.severity) {
-                c.1 += 1;
-            }
-        }
-    }
-    Ok(counts)
+    let stored = state.alerts.active_by_severity().await?;
+    let count = |s: Severity| stored.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n as usize);
+    Ok(Severity::ALL.iter().rev().map(|s| (*s, count(*s))).collect())
 }
 
 pub(crate) fn severity_msg(s: Severity) -> Msg {

@@ -17,9 +17,12 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use model::{DeviceId, PointName, Reading, Value};
 use serde::{Deserialize, Serialize};
-use store::{RangeQuery, Window, WindowQuery};
+use std::sync::Arc;
+
+use store::{RangeQuery, SeriesKey, Window};
 
 use crate::auth::{CurrentUser, Permission};
+use crate::cache::Aggregated;
 use crate::chart::{self, jst};
 use crate::html::{Frame, escape, page};
 use crate::i18n::{Lang, Msg};
@@ -195,26 +198,48 @@ fn device_name(path: Result<Path<String>, PathRejection>, lang: Lang) -> Result<
 /// The latest reading of a point, or 404 when the store has never seen it.
 async fn latest_of(state: &AppState, device: &DeviceId, point: &PointName) -> Result<Reading, AppError> {
     state
-        .store
-        .latest()
+        .caches
+        .latest(&state.store)
         .await?
-        .into_iter()
+        .iter()
         .find(|r| &r.device == device && &r.point == point)
+        .cloned()
         .ok_or_else(|| AppError::NotFound(format!("{device}/{point}")))
 }
 
+/// The windows a chart of `c` draws, through the cache: a preset range is "the last 24 h"
+/// as of when the cache filled (at most one window ago), so `c`'s ends move to the cached ones.
 async fn windows_of(
     state: &AppState,
     device: &DeviceId,
     point: &PointName,
-    c: &Checked,
-) -> Result<(Vec<Window>, i64), AppError> {
+    c: &mut Checked,
+) -> Result<(Arc<Aggregated>, i64), AppError> {
     let window_ms = chart::window_ms_for(c.from, c.to, c.width);
-    let windows = state
-        .store
-        .aggregate(&WindowQuery { device: device.clone(), point: point.clone(), from: c.from, to: c.to, window_ms })
-        .await?;
-    Ok((windows, window_ms))
+    let series = SeriesKey { device: device.clone(), point: point.clone() };
+    let agg = match c.span {
+        Span::Custom => state.caches.fixed(&state.store, &series, c.from, c.to, window_ms).await?,
+        _ => state.caches.recent(&state.store, &series, c.to - c.from, Duration::zero(), window_ms).await?,
+    };
+    c.from = agg.from;
+    c.to = agg.to;
+    Ok((agg, window_ms))
+}
+
+/// The line chart of `agg` at `c`'s width, drawn once while the aggregate is fresh.
+async fn line_chart(
+    state: &AppState,
+    agg: &Arc<Aggregated>,
+    c: &Checked,
+    window_ms: i64,
+) -> Result<Arc<crate::cache::Drawing>, AppError> {
+    let (a, from, to, width) = (agg.clone(), c.from, c.to, c.width);
+    state
+        .caches
+        .drawing(&format!("line {width}"), &[agg], move || {
+            chart::line_svg(&a.windows, from, to, window_ms, (width, chart_height(width)))
+        })
+        .await
 }
 
 fn chart_height(width: u32) -> u32 {
@@ -328,7 +353,8 @@ pub(crate) async fn device_page(
     let device = device_name(path, lang)?;
     let Query(params) = query?;
     let c = params.check(Utc::now(), lang)?;
-    let readings: Vec<Reading> = state.store.latest().await?.into_iter().filter(|r| r.device == device).collect();
+    let readings: Vec<Reading> =
+        state.caches.latest(&state.store).await?.iter().filter(|r| r.device == device).cloned().collect();
     if readings.is_empty() {
         return Err(AppError::NotFound(device.to_string()));
     }
@@ -377,12 +403,14 @@ pub(crate) async fn point_page(
 ) -> Result<Html<String>, AppError> {
     let (device, point) = names(path, lang)?;
     let Query(params) = query?;
-    let c = params.check(Utc::now(), lang)?;
+    let mut c = params.check(Utc::now(), lang)?;
     let latest = latest_of(&state, &device, &point).await?;
-    let (windows, window_ms) = windows_of(&state, &device, &point, &c).await?;
+    let (agg, window_ms) = windows_of(&state, &device, &point, &mut c).await?;
+    let windows = &agg.windows;
     let base = format!("/devices/{device}/{point}");
     let unit = escape(state.unit(&device, &point));
-    let svg = chart::line_svg(&windows, c.from, c.to, window_ms, (c.width, chart_height(c.width)));
+    let drawing = line_chart(&state, &agg, &c, window_ms).await?;
+    let svg = &drawing.svg;
     let mut body = format!(
         "<p><a href=\"/devices/{device}?{q}\">{dev_l}: {device}</a></p>\
          <h2>{device} / {point}</h2>\
@@ -399,7 +427,7 @@ pub(crate) async fn point_page(
         range = fmt_time(c.from),
         range_to = fmt_time(c.to),
         tz = "JST",
-        fig = figure(&base, &c, &svg, &format!("{} {device}/{point}", lang.t(Msg::ChartOf))),
+        fig = figure(&base, &c, svg, &format!("{} {device}/{point}", lang.t(Msg::ChartOf))),
     );
     if windows.is_empty() {
         let _ = write!(body, "<p>{}</p>", lang.t(Msg::NoData));
@@ -421,7 +449,7 @@ pub(crate) async fn point_page(
             mean = format_value(&Value::Number(mean)),
         );
     }
-    let gaps = chart::gaps(&windows, c.from, c.to, window_ms);
+    let gaps = chart::gaps(windows, c.from, c.to, window_ms);
     let _ = write!(body, "<h3>{}</h3>", lang.t(Msg::Gaps));
     if gaps.is_empty() {
         let _ = write!(body, "<p>{}</p>", lang.t(Msg::NoGaps));
@@ -458,16 +486,16 @@ pub(crate) async fn chart_svg(
 ) -> Result<Response, AppError> {
     let (device, point) = names(path, lang)?;
     let Query(params) = query?;
-    let c = params.check(Utc::now(), lang)?;
-    latest_of(&state, &device, &point).await?;
-    let (windows, window_ms) = windows_of(&state, &device, &point, &c).await?;
-    // Drawing is CPU work: keep it off the async workers.
-    let svg = tokio::task::spawn_blocking(move || {
-        chart::line_svg(&windows, c.from, c.to, window_ms, (c.width, chart_height(c.width)))
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("chart task: {e}")))?;
-    Ok(([(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml; charset=utf-8"))], svg).into_response())
+    let mut c = params.check(Utc::now(), lang)?;
+    let (agg, window_ms) = windows_of(&state, &device, &point, &mut c).await?;
+    // A series with windows exists; only an empty answer needs the (costlier) list of series
+    // to tell an unknown series (404) from one without good readings in the range.
+    if agg.windows.is_empty() {
+        latest_of(&state, &device, &point).await?;
+    }
+    let drawing = line_chart(&state, &agg, &c, window_ms).await?;
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml; charset=utf-8"))], drawing.svg.clone())
+        .into_response())
 }
 
 #[derive(Debug, Serialize)]
@@ -496,9 +524,10 @@ pub(crate) async fn windows_json(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let (device, point) = names(path, lang)?;
     let Query(params) = query?;
-    let c = params.check(Utc::now(), lang)?;
+    let mut c = params.check(Utc::now(), lang)?;
     latest_of(&state, &device, &point).await?;
-    let (windows, window_ms) = windows_of(&state, &device, &point, &c).await?;
+    let (agg, window_ms) = windows_of(&state, &device, &point, &mut c).await?;
+    let windows = agg.windows.clone();
     let gaps =
         chart::gaps(&windows, c.from, c.to, window_ms).into_iter().map(|(from, to)| GapJson { from, to }).collect();
     let body = WindowsJson { device, point, from: c.from, to: c.to, window_ms, windows, gaps };

@@ -29,6 +29,9 @@ pub enum AppError {
     Csrf,
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// A store error that a cache handed to every request waiting for the same value.
+    #[error(transparent)]
+    SharedStore(std::sync::Arc<store::StoreError>),
     /// A failure of ours that the user cannot fix; the message goes to the log only.
     #[error("internal: {0}")]
     Internal(String),
@@ -78,6 +81,12 @@ impl IntoResponse for AppError {
                 (StatusCode::FORBIDDEN, "CSRF token missing or wrong: reload the page and try again").into_response()
             }
             AppError::Store(e) => {
+                error!(error = %e, "store error while answering a request");
+                let status =
+                    if e.is_transient() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+                (status, "internal error: the store did not answer; see the server log").into_response()
+            }
+            AppError::SharedStore(e) => {
                 error!(error = %e, "store error while answering a request");
                 let status =
                     if e.is_transient() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };

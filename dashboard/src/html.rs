@@ -46,9 +46,14 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
     let lang = f.lang;
     let refresh = f.refresh_s.map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">")).unwrap_or_default();
     // The sections a logged-in user can open, on every page.
-    let nav = if f.user.is_some() {
+    let nav = if let Some(u) = f.user {
+        let admin = if u.role == store::Role::Admin {
+            format!("<a href=\"/admin/open-data\">{}</a>", lang.t(Msg::OpenData))
+        } else {
+            String::new()
+        };
         format!(
-            "<nav class=\"main\"><a href=\"/\">{}</a><a href=\"/alerts\">{}</a><a href=\"/risk\">{}</a><a href=\"/model\">{}</a></nav>",
+            "<nav class=\"main\"><a href=\"/\">{}</a><a href=\"/alerts\">{}</a><a href=\"/risk\">{}</a><a href=\"/model\">{}</a>{admin}</nav>",
             lang.t(Msg::Overview),
             lang.t(Msg::Alerts),
             lang.t(Msg::RiskRanking),

@@ -253,6 +253,20 @@ catalogue! {
     AlertsShown => "alerts shown", "件を表示";
     AlertHistory => "Alert history", "アラート履歴";
     BackToAlerts => "Back to the alerts", "アラート一覧に戻る";
+    OpenData => "Open data", "オープンデータ";
+    OpenDataIntro => "The water main register with ages, materials and risk grades, published by the waterworks for anyone to reuse under the licence below.", "水道局が公開する配水管の台帳（経過年数・管種・リスク等級）です。下記のライセンスの下で自由に利用できます。";
+    OpenDataAdminIntro => "Publish the pipe register of the newest ranking at public URLs (no login). Mains marked sensitive lose their coordinates or are left out; likelihood figures and ranks are never published.", "最新の評価の管路台帳を公開URL（ログイン不要）で公開します。機微とした管路は座標を除くか公開しません。破損確率や順位は公開しません。";
+    PublishOpenData => "Publish (off: the public URLs answer 404)", "公開する（オフの間、公開URLは404を返します）";
+    Licence => "Licence", "ライセンス";
+    Attribution => "Attribution (publisher)", "出典表示（公開者）";
+    SensitiveCof => "Sensitive mains (critical facilities): CoF grade at or above", "機微な管路（重要施設）: CoF 等級が次以上";
+    SensitiveAction => "For sensitive mains", "機微な管路の扱い";
+    OmitCoordinatesOfThem => "publish without coordinates", "座標を除いて公開";
+    OmitThem => "leave them out", "公開しない";
+    NoneMarked => "none", "指定しない";
+    OmitDistrict => "Leave out the district of every main", "すべての管路の配水区を除く";
+    OmitAllCoordinates => "Leave out the coordinates of every main", "すべての管路の座標を除く";
+    Save => "Save", "保存";
 }
 
 #[cfg(test)]

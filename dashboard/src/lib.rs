@@ -14,12 +14,14 @@
 
 mod alerts;
 pub mod auth;
+mod cache;
 mod chart;
 mod detail;
 mod error;
 pub mod html;
 pub mod i18n;
 mod login;
+mod open_data;
 pub mod openapi;
 mod overview;
 mod risk;
@@ -32,7 +34,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use model::{DeviceConfig, DeviceId, PointName};
-use store::{AccountStore, AlertStore, RiskStore, SeriesKey, SqliteAccounts, SqliteAlerts, SqliteRisk, Store};
+use store::{
+    AccountStore, AlertStore, RiskStore, SeriesKey, SettingsStore, SqliteAccounts, SqliteAlerts, SqliteRisk,
+    SqliteSettings, Store,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -62,9 +67,14 @@ pub struct AppState {
     pub alerts: Arc<dyn AlertStore>,
     /// Stored risk rankings; empty (the risk pages say so) until [`AppState::with_risk`].
     pub risk: Arc<dyn RiskStore>,
+    /// Settings people change at run time (open-data publication); defaults until
+    /// [`AppState::with_settings`].
+    pub settings: Arc<dyn SettingsStore>,
     /// The districts the overview sums up, when the device map says which meters are whose.
     pub districts: Arc<Vec<District>>,
     pub(crate) throttle: Arc<auth::LoginThrottle>,
+    /// Aggregates and risk pages that many clients ask for at once.
+    pub(crate) caches: Arc<cache::Caches>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -82,8 +92,10 @@ impl AppState {
             auth: Arc::default(),
             alerts: Arc::new(SqliteAlerts::in_memory()),
             risk: Arc::new(SqliteRisk::in_memory()),
+            settings: Arc::new(SqliteSettings::in_memory()),
             districts: Arc::default(),
             throttle: Arc::default(),
+            caches: Arc::default(),
         }
     }
 
@@ -96,6 +108,12 @@ impl AppState {
     /// Reads and changes alerts in this store.
     pub fn with_alerts(mut self, alerts: Arc<dyn AlertStore>) -> Self {
         self.alerts = alerts;
+        self
+    }
+
+    /// Keeps run-time settings in this store.
+    pub fn with_settings(mut self, settings: Arc<dyn SettingsStore>) -> Self {
+        self.settings = settings;
         self
     }
 

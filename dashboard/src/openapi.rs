@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 /// The documented GET paths under `/api/`, with example parameters, for the test that calls
 /// each of them.
-pub const DOCUMENTED_GETS: [&str; 10] = [
+pub const DOCUMENTED_GETS: [&str; 11] = [
     "/api/health",
     "/api/devices",
     "/api/session",
@@ -20,12 +20,14 @@ pub const DOCUMENTED_GETS: [&str; 10] = [
     "/api/model",
     "/api/alerts",
     "/api/alerts/{id}",
+    "/api/admin/open-data",
 ];
 
 pub fn spec() -> Value {
     let mut spec = base();
     let paths = spec["paths"].as_object_mut().expect("paths is an object");
     paths.extend(alert_paths().as_object().expect("an object").clone());
+    paths.extend(open_data_paths().as_object().expect("an object").clone());
     let schemas = spec["components"]["schemas"].as_object_mut().expect("schemas is an object");
     schemas.extend(alert_schemas().as_object().expect("an object").clone());
     spec
@@ -49,6 +51,35 @@ fn alert_schemas() -> Value {
             "resolved_at": {"type": ["string", "null"], "format": "date-time"}, "resolve_note": {"type": ["string", "null"]},
             "shelved_until": {"type": ["string", "null"], "format": "date-time"}
         }}
+    })
+}
+
+/// Open data: the admin's settings, and the public files they publish.
+fn open_data_paths() -> Value {
+    let settings = json!({"type": "object", "properties": {
+        "enabled": {"type": "boolean", "default": false},
+        "licence": {"type": "string", "maxLength": 200, "default": "CC BY 4.0"},
+        "attribution": {"type": "string", "maxLength": 200},
+        "sensitive_cof": {"type": "integer", "minimum": 0, "maximum": 5, "default": 4, "description": "Mains with a CoF grade at or above this are sensitive (critical facilities); 0 marks none."},
+        "sensitive_action": {"type": "string", "enum": ["omit_coordinates", "omit_main"], "default": "omit_coordinates"},
+        "omit_district": {"type": "boolean", "default": false},
+        "omit_coordinates": {"type": "boolean", "default": false}
+    }});
+    let off =
+        json!({"description": "Not published (the default), or no ranking stored yet.", "content": {"text/plain": {}}});
+    json!({
+        "/api/admin/open-data": {
+            "get": {"summary": "The open-data settings (admin)", "responses": {
+                "200": {"description": "The settings.", "content": {"application/json": {"schema": settings.clone()}}},
+                "401": {"description": "No session."}, "403": {"description": "Not an admin."}
+            }},
+            "post": {"summary": "Replace the open-data settings (admin; X-CSRF-Token)", "requestBody": {"required": true, "content": {"application/json": {"schema": settings.clone()}}}, "responses": {
+                "200": {"description": "The settings as saved.", "content": {"application/json": {"schema": settings}}},
+                "400": {"description": "A bad field; the text says which."}, "401": {"description": "No session."}, "403": {"description": "Not an admin, or the CSRF token is missing or wrong."}
+            }}
+        },
+        "/open-data/pipes.csv": {"get": {"summary": "The published pipe register as CSV (UTF-8 with BOM); no login", "security": [], "responses": {"200": {"description": "One main a row.", "content": {"text/csv": {}}}, "404": off.clone()}}},
+        "/open-data/pipes.geojson": {"get": {"summary": "The published pipe register as a GeoJSON FeatureCollection (WGS 84 points, null where withheld) with licence and attribution members; no login", "security": [], "responses": {"200": {"description": "One feature a main.", "content": {"application/geo+json": {}}}, "404": off}}}
     })
 }
 

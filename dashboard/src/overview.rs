@@ -18,7 +18,11 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Datelike, Duration, Utc};
 use model::{Reading, Value};
 use serde::Deserialize;
-use store::{SeriesKey, Window, WindowQuery};
+use std::sync::Arc;
+
+use store::{SeriesKey, Window};
+
+use crate::cache::{Aggregated, Drawing};
 
 use crate::auth::CurrentUser;
 use crate::chart::{self, jst};
@@ -62,37 +66,20 @@ pub(crate) fn status(readings: &[Reading], now: DateTime<Utc>) -> Status {
     }
 }
 
-/// The count-weighted mean of the good readings of a series in `[from, to)`.
-async fn mean_of(
-    state: &AppState,
-    key: &SeriesKey,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Option<f64>, AppError> {
-    let windows = state
-        .store
-        .aggregate(&WindowQuery {
-            device: key.device.clone(),
-            point: key.point.clone(),
-            from,
-            to,
-            // Longer than the span: one or two windows whatever the alignment.
-            window_ms: Duration::minutes(COMPARE_MIN * 2).num_milliseconds(),
-        })
-        .await?;
+/// The count-weighted mean of the good readings of a series over the `COMPARE_MIN` minutes
+/// that end `back` before now (cached for up to a minute).
+async fn mean_of(state: &AppState, key: &SeriesKey, back: Duration) -> Result<Option<f64>, AppError> {
+    // Longer than the span: one or two windows whatever the alignment.
+    let window_ms = Duration::minutes(COMPARE_MIN * 2).num_milliseconds();
+    let agg = state.caches.recent(&state.store, key, Duration::minutes(COMPARE_MIN), back, window_ms).await?;
+    let windows = &agg.windows;
     let n: u64 = windows.iter().map(|w| w.count).sum();
     Ok((n > 0).then(|| windows.iter().map(|w| w.mean * w.count as f64).sum::<f64>() / n as f64))
 }
 
 /// Now and yesterday at this time.
-async fn now_and_yesterday(
-    state: &AppState,
-    key: &SeriesKey,
-    now: DateTime<Utc>,
-) -> Result<(Option<f64>, Option<f64>), AppError> {
-    let span = Duration::minutes(COMPARE_MIN);
-    let day = Duration::days(1);
-    Ok((mean_of(state, key, now - span, now).await?, mean_of(state, key, now - day - span, now - day).await?))
+async fn now_and_yesterday(state: &AppState, key: &SeriesKey) -> Result<(Option<f64>, Option<f64>), AppError> {
+    Ok((mean_of(state, key, Duration::zero()).await?, mean_of(state, key, Duration::days(1)).await?))
 }
 
 fn number(v: Option<f64>, unit: &str) -> String {
@@ -106,25 +93,50 @@ fn change(now: Option<f64>, before: Option<f64>) -> String {
     }
 }
 
-/// The district inflow series over the last 24 h at `width` pixels.
-async fn inflow_series(
-    state: &AppState,
-    now: DateTime<Utc>,
-    width: u32,
-) -> Result<(Vec<(String, Vec<Window>)>, DateTime<Utc>, i64), AppError> {
-    let from = now - Duration::hours(24);
+/// The district inflow series over the last 24 h at `width` pixels, and the range they cover
+/// (cached for up to a minute; the range is the first series').
+async fn inflow_series(state: &AppState, now: DateTime<Utc>, width: u32) -> Result<Inflow, AppError> {
+    let span = Duration::hours(24);
     // A window per two pixels: twelve lines of means need no more, and the SVG stays small.
-    let window_ms = chart::window_ms_for(from, now, width / 2);
+    let window_ms = chart::window_ms_for(now - span, now, width / 2);
     let mut series = Vec::new();
     for d in state.districts.iter() {
         let Some(key) = &d.inflow else { continue };
-        let windows = state
-            .store
-            .aggregate(&WindowQuery { device: key.device.clone(), point: key.point.clone(), from, to: now, window_ms })
-            .await?;
-        series.push((d.name.clone(), windows));
+        let agg = state.caches.recent(&state.store, key, span, Duration::zero(), window_ms).await?;
+        series.push((d.name.clone(), agg));
     }
-    Ok((series, from, window_ms))
+    let (from, to) = series.first().map_or((now - span, now), |(_, a)| (a.from, a.to));
+    Ok(Inflow { series, from, to, window_ms, width })
+}
+
+/// The district inflow of the last 24 h, as cached.
+struct Inflow {
+    series: Vec<(String, Arc<Aggregated>)>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    window_ms: i64,
+    width: u32,
+}
+
+impl Inflow {
+    fn has_data(&self) -> bool {
+        self.series.iter().any(|(_, a)| !a.windows.is_empty())
+    }
+
+    /// The chart, drawn once while its aggregates are fresh.
+    async fn svg(&self, state: &AppState) -> Result<Arc<Drawing>, AppError> {
+        let aggs: Vec<&Arc<Aggregated>> = self.series.iter().map(|(_, a)| a).collect();
+        let series: Vec<(String, Arc<Aggregated>)> = self.series.clone();
+        let (from, to, window_ms, w) = (self.from, self.to, self.window_ms, self.width);
+        state
+            .caches
+            .drawing(&format!("inflow {w}"), &aggs, move || {
+                let series: Vec<(String, Vec<Window>)> =
+                    series.into_iter().map(|(n, a)| (n, a.windows.clone())).collect();
+                chart::lines_svg(&series, from, to, window_ms, (w, chart_height(w)))
+            })
+            .await
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,12 +169,7 @@ pub(crate) async fn inflow_svg(
 ) -> Result<Response, AppError> {
     let Query(params) = query?;
     let w = width(&params, lang)?;
-    let now = Utc::now();
-    let (series, from, window_ms) = inflow_series(&state, now, w).await?;
-    let svg =
-        tokio::task::spawn_blocking(move || chart::lines_svg(&series, from, now, window_ms, (w, chart_height(w))))
-            .await
-            .map_err(|e| AppError::Internal(format!("chart task: {e}")))?;
+    let svg = inflow_series(&state, Utc::now(), w).await?.svg(&state).await?.svg.clone();
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml; charset=utf-8"))], svg).into_response())
 }
 
@@ -178,7 +185,7 @@ pub(crate) async fn overview(
 ) -> Result<Html<String>, AppError> {
     let now = Utc::now();
     let mut devices: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
-    for r in state.store.latest().await? {
+    for r in state.caches.latest(&state.store).await?.iter().cloned() {
         devices.entry(r.device.to_string()).or_default().push(r);
     }
     let statuses: Vec<(&String, &Vec<Reading>, Status)> =
@@ -239,8 +246,8 @@ pub(crate) async fn overview(
     if pumps > 0 {
         body.push_str(&kpi(lang.t(Msg::PumpsRunning), format!("{running} / {pumps}"), String::new()));
     }
-    if let Some(run) = state.risk.latest_run().await? {
-        let s = state.risk.summary(run.id, run.as_of.year(), LEGAL_LIFE_YEARS).await?;
+    if let Some(run) = state.caches.latest_run(&state.risk).await? {
+        let s = state.caches.risk_summary(&state.risk, run.id, run.as_of.year(), LEGAL_LIFE_YEARS).await?;
         let share = if s.km > 0.0 { s.km_older_than / s.km * 100.0 } else { 0.0 };
         body.push_str(&kpi(
             lang.t(Msg::PastLegalLife),
@@ -271,14 +278,14 @@ pub(crate) async fn overview(
         for d in state.districts.iter() {
             let (q_now, q_then, q_unit) = match &d.inflow {
                 Some(k) => {
-                    let (a, b) = now_and_yesterday(&state, k, now).await?;
+                    let (a, b) = now_and_yesterday(&state, k).await?;
                     (a, b, state.unit(&k.device, &k.point))
                 }
                 None => (None, None, ""),
             };
             let (p_now, p_then, p_unit) = match &d.critical_pressure {
                 Some(k) => {
-                    let (a, b) = now_and_yesterday(&state, k, now).await?;
+                    let (a, b) = now_and_yesterday(&state, k).await?;
                     (a, b, state.unit(&k.device, &k.point))
                 }
                 None => (None, None, ""),
@@ -300,10 +307,11 @@ pub(crate) async fn overview(
             );
         }
         body.push_str("</tbody></table></div>");
-        let (series, from, window_ms) = inflow_series(&state, now, CHART_W).await?;
-        if series.iter().any(|(_, w)| !w.is_empty()) {
-            let names: Vec<String> = series.iter().map(|(n, _)| n.clone()).collect();
-            let svg = chart::lines_svg(&series, from, now, window_ms, (CHART_W, chart_height(CHART_W)));
+        let inflow = inflow_series(&state, now, CHART_W).await?;
+        if inflow.has_data() {
+            let names: Vec<String> = inflow.series.iter().map(|(n, _)| n.clone()).collect();
+            let drawing = inflow.svg(&state).await?;
+            let svg = &drawing.svg;
             let _ = write!(
                 body,
                 "<h3>{title}</h3><figure data-chart=\"/districts/inflow.svg?\" data-w=\"{CHART_W}\" role=\"img\" aria-label=\"{title}\">\

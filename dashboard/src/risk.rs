@@ -77,7 +77,8 @@ pub(crate) struct Choices {
 
 impl Choices {
     async fn of(state: &AppState, run: i64) -> Result<Choices, AppError> {
-        Ok(Choices { materials: state.risk.materials(run).await?, districts: state.risk.districts(run).await? })
+        let c = state.caches.risk_choices(&state.risk, run).await?;
+        Ok(Choices { materials: c.0.clone(), districts: c.1.clone() })
     }
 }
 
@@ -364,7 +365,7 @@ fn matrix_table(lang: Lang, t: &Table, cells: &[MatrixCell]) -> String {
 
 /// The newest run, or a page that says there is none yet.
 async fn latest(state: &AppState) -> Result<Option<RiskRun>, AppError> {
-    Ok(state.risk.latest_run().await?)
+    state.caches.latest_run(&state.risk).await
 }
 
 fn no_run(lang: Lang) -> String {
@@ -409,8 +410,8 @@ pub(crate) async fn table_page(
     };
     let choices = Choices::of(&state, run.id).await?;
     let t = params.check(&choices, lang)?;
-    let result = state.risk.rows(run.id, &t.query).await?;
-    let cells = state.risk.matrix(run.id, &t.query.filter).await?;
+    let result = state.caches.risk_rows(&state.risk, run.id, &t.query).await?;
+    let cells = state.caches.risk_matrix(&state.risk, run.id, &t.query.filter).await?;
     body.push_str(&run_line(lang, &run));
     body.push_str(&filter_form(lang, &t, &choices));
     let _ = write!(
@@ -788,12 +789,12 @@ pub(crate) async fn table_json(
     let run = latest(&state).await?.ok_or_else(|| AppError::NotFound("risk ranking: none stored yet".into()))?;
     let choices = Choices::of(&state, run.id).await?;
     let t = params.check(&choices, lang)?;
-    let result = state.risk.rows(run.id, &t.query).await?;
-    let cells = state.risk.matrix(run.id, &t.query.filter).await?;
+    let result = state.caches.risk_rows(&state.risk, run.id, &t.query).await?;
+    let cells = state.caches.risk_matrix(&state.risk, run.id, &t.query.filter).await?;
     Ok(Json(json!({
         "run": run_json(&run),
         "page": t.page, "page_size": PAGE_SIZE, "total": result.total,
-        "rows": result.rows, "matrix": cells,
+        "rows": &result.rows, "matrix": &*cells,
     })))
 }
 

@@ -16,11 +16,17 @@ use serde::Serialize;
 use crate::auth::{self, Permission};
 use crate::html::escape;
 use crate::i18n;
-use crate::{AppError, AppState, alerts, detail, login, openapi, overview, risk};
+use crate::{AppError, AppState, alerts, detail, login, open_data, openapi, overview, risk};
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
-    // Only these two need no login.
-    let public = Router::new().route("/api/health", get(health)).route("/login", get(login::show).post(login::submit));
+    // Only these need no login: the health check, the login form, and open data (which
+    // answers 404 until an admin publishes it).
+    let public = Router::new()
+        .route("/api/health", get(health))
+        .route("/login", get(login::show).post(login::submit))
+        .route("/open-data", get(open_data::index))
+        .route("/open-data/pipes.csv", get(open_data::pipes_csv))
+        .route("/open-data/pipes.geojson", get(open_data::pipes_geojson));
     let view = Router::new()
         .route("/", get(overview::overview))
         .route("/districts/inflow.svg", get(overview::inflow_svg))
@@ -52,7 +58,12 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/devices/{device}/{point}/readings.csv", get(detail::readings_csv))
         .route("/risk.csv", get(risk::table_csv))
         .route_layer(middleware::from_fn(|req, next| auth::require(Permission::Export, req, next)));
+    let admin = Router::new()
+        .route("/admin/open-data", get(open_data::settings_page).post(open_data::settings_submit))
+        .route("/api/admin/open-data", get(open_data::settings_json).post(open_data::settings_put_json))
+        .route_layer(middleware::from_fn(|req, next| auth::require(Permission::Admin, req, next)));
     public
+        .merge(admin)
         .merge(view)
         .merge(act)
         .merge(export)
@@ -114,7 +125,7 @@ fn by_device(latest: Vec<Reading>) -> BTreeMap<String, Vec<Reading>> {
 
 async fn devices(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
     let now = Utc::now();
-    let devices: Vec<DeviceJson> = by_device(state.store.latest().await?)
+    let devices: Vec<DeviceJson> = by_device(state.caches.latest(&state.store).await?.to_vec())
         .into_iter()
         .map(|(name, readings)| DeviceJson {
             name,

@@ -3,12 +3,11 @@
 
 mod util;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use dashboard::AppState;
 use store::Role;
-use util::{Resp, Session, get, login, post_form, send, state_with_readings};
+use util::{Session, get, login, post_form, post_json, state_with_readings};
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -27,15 +26,6 @@ async fn alert(state: &AppState, s: &Session, id: i64) -> serde_json::Value {
     let r = s.get(state, &format!("/api/alerts/{id}")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     json(&r.body)
-}
-
-/// A JSON POST with the session cookie and, when given, the CSRF header.
-async fn post_json(state: &AppState, s: &Session, uri: &str, body: &str, csrf: Option<&str>) -> Resp {
-    let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/json").header(header::COOKIE, &s.cookie);
-    if let Some(t) = csrf {
-        req = req.header("x-csrf-token", t);
-    }
-    send(state, req.body(Body::from(body.to_owned())).unwrap()).await
 }
 
 #[tokio::test]

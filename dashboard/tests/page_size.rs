@@ -6,7 +6,7 @@ mod util;
 
 use axum::http::StatusCode;
 use chrono::{Duration, DurationRound, Utc};
-use model::{DeviceId, PointName, Reading, Value};
+use model::{DeviceId, PointName, Reading};
 use store::{ReadingSink, Role, SqliteStore};
 use util::login;
 

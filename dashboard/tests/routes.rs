@@ -257,7 +257,8 @@ async fn bad_parameters_are_400_with_a_message_never_500() {
 #[tokio::test]
 async fn openapi_documents_paths_that_exist() {
     let (state, _dir) = state_with_readings().await;
-    let viewer = login(&state, Role::Viewer).await;
+    // An admin may GET every documented path (the open-data settings are admin-only).
+    let viewer = login(&state, Role::Admin).await;
     let r = viewer.get(&state, "/api/openapi.json").await;
     assert_eq!(r.status, StatusCode::OK);
     let spec: serde_json::Value = serde_json::from_str(&r.body).unwrap();

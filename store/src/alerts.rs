@@ -139,6 +139,19 @@ pub trait AlertStore: Send + Sync {
         Ok(all.into_iter().filter(|a| a.state.is_active()).collect())
     }
 
+    /// How many alerts are active (not resolved), by severity; severities without any are
+    /// left out. For dashboards that show the counts on every page.
+    async fn active_by_severity(&self) -> Result<Vec<(Severity, u64)>, StoreError> {
+        let mut counts: Vec<(Severity, u64)> = Vec::new();
+        for a in self.active().await? {
+            match counts.iter_mut().find(|(s, _)| *s == a.severity) {
+                Some(c) => c.1 += 1,
+                None => counts.push((a.severity, 1)),
+            }
+        }
+        Ok(counts)
+    }
+
     /// State changes after `seq`, oldest first, at most `limit`.
     async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<AlertChange>, StoreError>;
 
@@ -445,7 +458,7 @@ impl AlertStore for SqliteAlerts {
         let q = q.clone();
         self.call(move |c| {
             // Every filter is a bound parameter; a NULL parameter disables its filter.
-            let mut stmt = c.prepare(&format!(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM alert
                  WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR severity = ?2) AND (?3 IS NULL OR asset = ?3)
                    AND (?4 IS NULL OR last_ms >= ?4) AND (?5 IS NULL OR first_ms < ?5)
@@ -463,6 +476,20 @@ impl AlertStore for SqliteAlerts {
                 ],
                 alert_from_row,
             )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn active_by_severity(&self) -> Result<Vec<(Severity, u64)>, StoreError> {
+        self.call(|c| {
+            // One grouped count, prepared once: dashboards ask on every page view.
+            let mut stmt =
+                c.prepare_cached("SELECT severity, count(*) FROM alert WHERE state <> 'resolved' GROUP BY severity")?;
+            let rows = stmt.query_map([], |r| {
+                let severity: Severity = r.get::<_, String>(0)?.parse().map_err(|e| conversion(0, e))?;
+                Ok((severity, r.get::<_, i64>(1)?.max(0) as u64))
+            })?;
             rows.collect()
         })
         .await

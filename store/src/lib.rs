@@ -28,6 +28,7 @@ mod error;
 pub mod influx;
 pub mod lineproto;
 pub mod risk;
+pub mod settings;
 pub mod sqlite;
 mod sqlite_file;
 mod url;
@@ -38,6 +39,7 @@ pub use alerts::{AlertQuery, AlertStore, SqliteAlerts};
 pub use error::StoreError;
 pub use influx::{InfluxAuth, InfluxStore};
 pub use risk::{RiskStore, SqliteRisk};
+pub use settings::{SettingsStore, SqliteSettings};
 pub use sqlite::SqliteStore;
 pub use url::StoreUrl;
 

@@ -139,3 +139,25 @@ async fn state_and_the_change_outbox_survive_reopening() {
     assert_eq!(s.changes_after(1, 100).await.unwrap().len(), 1);
     assert_eq!(s.last_change().await.unwrap(), changes[1].seq);
 }
+
+#[tokio::test]
+async fn active_counts_by_severity_leave_out_resolved_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    assert!(s.active_by_severity().await.unwrap().is_empty());
+    let a = s.raise(&new("trip", "ps01", Severity::Critical, t(0))).await.unwrap().alert.id;
+    let b = s.raise(&new("trip", "ps02", Severity::Critical, t(1))).await.unwrap().alert.id;
+    let c = s.raise(&new("low", "ps03", Severity::Minor, t(2))).await.unwrap().alert.id;
+    s.raise(&new("low", "ps04", Severity::Minor, t(3))).await.unwrap();
+    s.acknowledge(a, "crew", "", t(4)).await.unwrap();
+    s.shelve(c, t(100), "crew", t(5)).await.unwrap();
+    s.resolve(b, &Resolution::Auto, t(6)).await.unwrap();
+    let mut counts = s.active_by_severity().await.unwrap();
+    counts.sort();
+    assert_eq!(counts, [(Severity::Minor, 2), (Severity::Critical, 1)]);
+    // The same as counting the active alerts one by one.
+    let active = s.active().await.unwrap();
+    for (sev, n) in counts {
+        assert_eq!(active.iter().filter(|x| x.severity == sev).count() as u64, n);
+    }
+}

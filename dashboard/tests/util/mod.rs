@@ -227,6 +227,15 @@ pub async fn post_form(state: &AppState, uri: &str, form: &str, headers: &[(&str
     send(state, req.body(Body::from(form.to_owned())).unwrap()).await
 }
 
+/// A JSON POST with the session cookie and, when given, the CSRF header.
+pub async fn post_json(state: &AppState, s: &Session, uri: &str, body: &str, csrf: Option<&str>) -> Resp {
+    let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/json").header(header::COOKIE, &s.cookie);
+    if let Some(t) = csrf {
+        req = req.header("x-csrf-token", t);
+    }
+    send(state, req.body(Body::from(body.to_owned())).unwrap()).await
+}
+
 /// A logged-in user: the `Cookie` header value to send.
 #[derive(Debug, Clone)]
 pub struct Session {
