@@ -76,7 +76,7 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
 }
 
 /// An output rule of a detector: lifecycle delays are zero because detectors confirm their
-/// conditions themselves.
+/// conditions themselves (a detector may set an off-delay to join episodes).
 pub(crate) fn output(
     spec: &DetectorSpec,
     suffix: &str,

@@ -46,6 +46,8 @@ impl SewerParams {
 }
 
 const BIN_S: u32 = 30;
+/// How long the outputs stay active after their condition clears.
+const OFF_DELAY: Duration = Duration::from_secs(30 * 60);
 /// The slope is taken between the last two bins and the two bins five minutes before.
 const SPAN_BINS: usize = 10;
 
@@ -84,6 +86,9 @@ impl Sewer {
                 "現在の上昇速度では {value} 分後に溢水のおそれ",
             ),
         ];
+        // A well in trouble rises and falls with its pumps' cycles; one episode of trouble is
+        // one alert, so each output stays active until its condition has been clear this long.
+        let rules = rules.into_iter().map(|r| Rule { off_delay: OFF_DELAY, ..r }).collect();
         let pumps = params.running.len();
         Sewer {
             params,
