@@ -51,16 +51,22 @@ mkdir -p "$out/last"
 ours=()
 theirs=()
 for _ in 1 2 3; do
-  start=$(now)
-  "$bin" risk rank --assets "$assets" --breaks "$breaks" --profile kitchener \
+  /usr/bin/time -f "%e %U %S" -o "$out/rank.time" \
+    "$bin" risk rank --assets "$assets" --breaks "$breaks" --profile kitchener \
     --as-of "$to-01-01" --train-years "$train_years" --out "$out/ranking.csv" >"$out/rank.log" 2>/dev/null
-  ours+=("$(echo "$(now) - $start" | bc)")
+  ours+=("$(awk '{printf "%.2f/%.2f", $1, $2 + $3}' "$out/rank.time")")
   theirs+=("$("$venv/bin/python" bench/peers/sklearn_hgb.py "$out/features.csv" "$to" "$to" "$train_years" \
-    "$out/last" | sed -n 's/.*fit+predict \([0-9.]*\) s/\1/p')")
+    "$out/last" | sed -n 's/.*fit+predict \([0-9.]*\) s (cpu \([0-9.]*\) s)/\1\/\2/p')")
 done
-best=$(printf '%s\n' "${ours[@]}" | sort -g | head -1)
-sk_best=$(printf '%s\n' "${theirs[@]}" | sort -g | head -1)
-echo "mizumori runs: ${ours[*]} s; sklearn-hgb runs: ${theirs[*]} s"
 cat "$out/rank.log"
-echo "train+rank as of $to-01-01: mizumori $best s (whole command), sklearn-hgb $sk_best s (fit+predict)"
-echo "ratio sklearn / mizumori: $(echo "scale=2; $sk_best / $best" | bc)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared; times are wall/cpu seconds)"
+echo "train+rank as of $to-01-01, 3 runs each:"
+echo "  mizumori (whole risk rank command): ${ours[*]}"
+echo "  sklearn-hgb (fit+predict only):     ${theirs[*]}"
+best() { printf '%s\n' "$@" | cut -d/ -f"$field" | sort -g | head -1; }
+for field in 1 2; do
+  what=$([ $field = 1 ] && echo "wall" || echo "cpu")
+  m=$(best "${ours[@]}")
+  s=$(best "${theirs[@]}")
+  echo "best $what: mizumori $m s, sklearn-hgb $s s, ratio sklearn/mizumori $(echo "scale=2; $s / $m" | bc)"
+done

@@ -170,8 +170,9 @@ impl<'a> FeatureBuilder<'a> {
     }
 
     /// [`Self::panel`] with at most about `max_rows` rows: every pipe-year with a break is
-    /// kept, and pipe-years without one are kept with the probability that fits the rest in,
-    /// weighted by its inverse (case-control sampling), so weighted sums of the panel still
+    /// kept (unless they alone would fill more than half of it), and pipe-years without one
+    /// are kept with the probability that fits the rest in, each row weighted by the inverse
+    /// of its probability (case-control sampling), so weighted sums of the panel still
     /// estimate the whole panel's. Which rows are kept depends only on (main, year), so a
     /// ranking is reproducible. A large register trains in bounded time this way: breaks are
     /// rare, and the information is in them.
@@ -191,21 +192,28 @@ impl<'a> FeatureBuilder<'a> {
             .collect();
         let total: usize = labelled.iter().map(Vec::len).sum();
         let positives = labelled.iter().flatten().filter(|(_, b)| *b > 0).count();
-        let keep = if total <= max_rows {
-            1.0
+        // Sampling rates for pipe-years with and without a break. When breaks alone would
+        // fill more than half the panel, both are sampled (at the same rate, so the break
+        // share stays the panel's); a model needs quiet pipe-years to compare with.
+        let (keep_positive, keep_negative) = if total <= max_rows {
+            (1.0, 1.0)
+        } else if positives <= max_rows / 2 {
+            (1.0, (max_rows - positives) as f64 / (total - positives).max(1) as f64)
         } else {
-            (max_rows.saturating_sub(positives) as f64 / (total - positives).max(1) as f64).clamp(1e-6, 1.0)
+            let rate = max_rows as f64 / total as f64;
+            (rate, rate)
         };
         let mut panel = Panel::default();
         for (start, rows) in starts.iter().zip(labelled) {
             let five_years_ago = years_before(*start, 5);
             for (i, breaks) in rows {
-                if breaks == 0 && keep < 1.0 && unit_hash(i as u64, start.year()) >= keep {
+                let keep = if breaks == 0 { keep_negative } else { keep_positive };
+                if keep < 1.0 && unit_hash(i as u64, start.year()) >= keep {
                     continue;
                 }
                 panel.rows.push(self.features(i, *start, five_years_ago));
                 panel.breaks.push(f64::from(breaks));
-                panel.weights.push(if breaks == 0 { 1.0 / keep } else { 1.0 });
+                panel.weights.push(1.0 / keep);
             }
         }
         panel
@@ -316,5 +324,12 @@ mod tests {
         let ratio = weighted / full.rows.len() as f64;
         assert!((0.97..1.03).contains(&ratio), "{ratio}");
         assert_eq!(sampled.rows, b.sampled_panel(as_of, 10, full.rows.len() / 10).rows, "reproducible");
+        // When breaks alone would fill the panel, both kinds are sampled at one rate.
+        let all = full.breaks.iter().filter(|b| **b > 0.0).count();
+        let tight = b.sampled_panel(as_of, 10, all);
+        let kept = positives(&tight);
+        assert!(kept < all && kept * 20 < tight.rows.len(), "{kept} of {} rows", tight.rows.len());
+        let ratio = tight.weights.iter().sum::<f64>() / full.rows.len() as f64;
+        assert!((0.9..1.1).contains(&ratio), "{ratio}");
     }
 }

@@ -675,8 +675,8 @@ pub struct RandomForest {
     design: Design,
     /// Each tree with the columns it was grown on.
     trees: Vec<(DecisionTree<f64, bool>, Vec<usize>)>,
-    /// Pipe-years without a break kept for training, over those in the panel: turns the odds
-    /// of a vote share on the balanced sample back into the panel's odds.
+    /// The sampling rate of pipe-years without a break over that of those with one: turns the
+    /// odds of a vote share on the balanced sample back into the panel's odds.
     negative_share: f64,
     /// Mean impurity decrease by factor, summed over the trees, largest first.
     importance: Vec<(Factor, f64)>,
@@ -692,6 +692,9 @@ impl fmt::Debug for RandomForest {
     }
 }
 
+/// Most pipe-years of each class a forest trains on.
+const FOREST_CLASS_ROWS: usize = 5_000;
+
 /// Share of the columns each tree sees (a random subspace per tree, as linfa-ensemble does).
 const FOREST_COLUMN_SHARE: f64 = 0.6;
 
@@ -703,13 +706,17 @@ impl RandomForest {
         // Balance the classes by undersampling the pipe-years without a break to as many as
         // those with one: a few hundred breaks against a hundred thousand quiet pipe-years
         // would otherwise give leaves that all say "no break".
+        // At most FOREST_CLASS_ROWS of each class: linfa's trees cost far more per row than the
+        // IRLS, and a large register's panel can hold tens of thousands of breaks.
         let mut rng = rand08::rngs::SmallRng::seed_from_u64(params.seed);
-        let kept: Vec<usize> =
-            negatives.choose_multiple(&mut rng, positives.len().min(negatives.len())).copied().collect();
-        let negative_weight: f64 = negatives.iter().map(|&i| panel.weights[i]).sum();
-        let negative_share = kept.len() as f64 / negative_weight.max(1.0);
-        let rows: Vec<Features> = positives.iter().chain(&kept).map(|&i| panel.rows[i].clone()).collect();
-        let y: Vec<bool> = positives.iter().map(|_| true).chain(kept.iter().map(|_| false)).collect();
+        let per_class = positives.len().min(negatives.len()).min(FOREST_CLASS_ROWS);
+        let kept_positives: Vec<usize> = positives.choose_multiple(&mut rng, per_class).copied().collect();
+        let kept: Vec<usize> = negatives.choose_multiple(&mut rng, per_class).copied().collect();
+        let weight_of = |rows: &[usize]| rows.iter().map(|&i| panel.weights[i]).sum::<f64>().max(1.0);
+        let negative_share =
+            (kept.len() as f64 / weight_of(&negatives)) / (kept_positives.len() as f64 / weight_of(&positives));
+        let rows: Vec<Features> = kept_positives.iter().chain(&kept).map(|&i| panel.rows[i].clone()).collect();
+        let y: Vec<bool> = kept_positives.iter().map(|_| true).chain(kept.iter().map(|_| false)).collect();
         // Our own bagging rather than linfa-ensemble's: its bootstrap rebuilds each sample
         // without weights (reference §5), and we need one weight. linfa-trees picks a leaf's
         // class by iterating a HashMap, so a leaf with equal weights of both classes would

@@ -97,7 +97,7 @@ pub fn select_model(
     let bar = progress::bar(u64::from(years) * ModelKind::ALL.len() as u64, "validating models");
     // The validation years are independent: one thread each (the machines this runs on have
     // a few cores, and a ranking waits on nothing else).
-    let per_year: Vec<Result<Option<Vec<(f64, f64)>>, AnalyticsError>> = std::thread::scope(|scope| {
+    let per_year: Vec<Result<Option<Captures>, AnalyticsError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..=years)
             .map(|v| {
                 let bar = bar.clone();
@@ -139,6 +139,9 @@ pub fn select_model(
     Ok(Selection { chosen: best, validation: sums })
 }
 
+/// (capture@1 %, capture@5 %) of each family, in the order of [`ModelKind::ALL`].
+type Captures = Vec<(f64, f64)>;
+
 /// Capture@1 % and @5 % of each family of [`ModelKind::ALL`] on the year from `at`, trained
 /// on the years before it; `None` when that year or its training panel has no break.
 fn validate_year(
@@ -146,7 +149,7 @@ fn validate_year(
     at: NaiveDate,
     params: &RankParams,
     bar: &indicatif::ProgressBar,
-) -> Result<Option<Vec<(f64, f64)>>, AnalyticsError> {
+) -> Result<Option<Captures>, AnalyticsError> {
     let panel = params.panel(builder, at);
     let rows = builder.as_of(at);
     let actual = builder.next_year_breaks(&rows, at);

@@ -78,6 +78,30 @@ fn the_planted_hazard_ordering_is_recovered() {
 }
 
 #[test]
+fn every_model_family_recovers_the_planted_material_and_prior_break_ordering() {
+    let city = generate(&SynthParams::default());
+    let history = History::new(&city.register, &city.breaks);
+    let builder = FeatureBuilder::new(&city.register, &history);
+    let features = builder.as_of(as_of());
+    for kind in analytics::ModelKind::ALL {
+        let params = RankParams { model: Some(kind), ..RankParams::default() };
+        let ranking = rank(&builder, as_of(), &params).unwrap();
+        assert_eq!(ranking.selection.chosen, kind);
+        let by_pipe: BTreeMap<usize, f64> = ranking.rows.iter().map(|r| (r.pipe, r.score)).collect();
+        let rows = || {
+            features.iter().map(|f| {
+                let pipe = &city.register.pipes()[f.pipe];
+                (pipe, f, city.hazard.rate(pipe, f.age_years, f.prior_breaks), by_pipe[&f.pipe])
+            })
+        };
+        let by_material = by_group(rows().map(|(p, _, t, s)| (p.material.code(), p.length_m, t, s)));
+        check_order(&by_material, 2.5);
+        let by_prior = by_group(rows().map(|(p, f, t, s)| (f.prior_breaks.min(3), p.length_m, t, s)));
+        check_order(&by_prior, 1.5);
+    }
+}
+
+#[test]
 fn no_break_on_or_after_the_as_of_date_changes_the_ranking() {
     let city = generate(&SynthParams { network_km: 150.0, ..SynthParams::default() });
     let before: Vec<_> = city.breaks.iter().filter(|b| b.date < as_of()).cloned().collect();
