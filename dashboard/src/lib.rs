@@ -18,6 +18,7 @@ mod cache;
 mod chart;
 mod detail;
 mod error;
+mod export;
 pub mod html;
 pub mod i18n;
 mod login;

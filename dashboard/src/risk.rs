@@ -76,7 +76,7 @@ pub(crate) struct Choices {
 }
 
 impl Choices {
-    async fn of(state: &AppState, run: i64) -> Result<Choices, AppError> {
+    pub(crate) async fn of(state: &AppState, run: i64) -> Result<Choices, AppError> {
         let c = state.caches.risk_choices(&state.risk, run).await?;
         Ok(Choices { materials: c.0.clone(), districts: c.1.clone() })
     }
@@ -436,7 +436,9 @@ pub(crate) async fn table_page(
     if user.can(Permission::Export) {
         let _ = write!(
             body,
-            "<p><a class=\"button\" id=\"risk-csv\" href=\"/risk.csv?{q}\" download>{csv}</a></p>",
+            "<p><a class=\"button\" id=\"risk-csv\" href=\"/risk.csv?{q}\" download>{csv}</a> \
+             <a class=\"button\" id=\"risk-xlsx\" href=\"/risk/export?format=xlsx&amp;{q}\" download>Excel (xlsx)</a> \
+             <a class=\"button\" id=\"risk-geojson\" href=\"/risk/export?format=geojson&amp;{q}\" download>GeoJSON</a></p>",
             q = table_query(&t, t.query.sort, t.query.descending, 1),
             csv = lang.t(Msg::DownloadCsv),
         );

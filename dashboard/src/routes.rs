@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::auth::{self, Permission};
 use crate::html::escape;
 use crate::i18n;
-use crate::{AppError, AppState, alerts, detail, login, open_data, openapi, overview, risk};
+use crate::{AppError, AppState, alerts, detail, export, login, open_data, openapi, overview, risk};
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     // Only these need no login: the health check, the login form, and open data (which
@@ -57,6 +57,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
     let export = Router::new()
         .route("/devices/{device}/{point}/readings.csv", get(detail::readings_csv))
         .route("/risk.csv", get(risk::table_csv))
+        .route("/risk/export", get(export::risk_export))
         .route_layer(middleware::from_fn(|req, next| auth::require(Permission::Export, req, next)));
     let admin = Router::new()
         .route("/admin/open-data", get(open_data::settings_page).post(open_data::settings_submit))

@@ -78,12 +78,13 @@ stop_influxd() {
     fi
 }
 
-# ensure_pymodbus — a virtual environment under target/ with pymodbus; sets MIZUMORI_TEST_PYTHON.
+# ensure_pymodbus — a virtual environment under target/ with pymodbus (the collector's peer)
+# and openpyxl (reads the dashboard's xlsx exports); sets MIZUMORI_TEST_PYTHON.
 ensure_pymodbus() {
     local venv=target/test-venv
-    if ! "$venv/bin/python" -c "import pymodbus" 2>/dev/null; then
-        echo "scripts: installing pymodbus into $venv" >&2
-        python3 -m venv "$venv" && "$venv/bin/pip" install -q "pymodbus==3.16.1" || return 1
+    if ! "$venv/bin/python" -c "import pymodbus, openpyxl" 2>/dev/null; then
+        echo "scripts: installing pymodbus and openpyxl into $venv" >&2
+        python3 -m venv "$venv" && "$venv/bin/pip" install -q "pymodbus==3.16.1" "openpyxl==3.1.5" || return 1
     fi
     MIZUMORI_TEST_PYTHON="$PWD/$venv/bin/python"
 }

@@ -236,6 +236,16 @@ pub async fn post_json(state: &AppState, s: &Session, uri: &str, body: &str, csr
     send(state, req.body(Body::from(body.to_owned())).unwrap()).await
 }
 
+/// A GET as `s` whose body is bytes: status, content type and body.
+pub async fn get_bytes(state: &AppState, s: &Session, uri: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+    let req = Request::get(uri).header(header::COOKIE, &s.cookie).body(Body::empty()).unwrap();
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let ct = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
+    (status, ct, body.to_vec())
+}
+
 /// A logged-in user: the `Cookie` header value to send.
 #[derive(Debug, Clone)]
 pub struct Session {
