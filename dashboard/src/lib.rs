@@ -7,7 +7,8 @@
 //! Every route but `/api/health` and `/login` needs a session; `auth` holds sessions, CSRF
 //! and the role-to-permission map. Pages are in Japanese or English (`i18n`). The overview
 //! (`overview`) sums up the network; the alerts inbox (`alerts`) lets crews act on alerts; the
-//! risk pages (`risk`) read stored rankings. Plan pages come with their issue.
+//! risk pages (`risk`) read stored rankings. The renewal plan (`plan`) is computed from the newest
+//! ranking per request with `analytics::plan`.
 
 // The hand-written OpenAPI document is one `json!` literal, deeper than the default limit.
 #![recursion_limit = "256"]
@@ -25,6 +26,7 @@ mod login;
 mod open_data;
 pub mod openapi;
 mod overview;
+mod plan;
 mod risk;
 
 mod routes;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 /// The documented GET paths under `/api/`, with example parameters, for the test that calls
 /// each of them.
-pub const DOCUMENTED_GETS: [&str; 11] = [
+pub const DOCUMENTED_GETS: [&str; 12] = [
     "/api/health",
     "/api/devices",
     "/api/session",
@@ -18,6 +18,7 @@ pub const DOCUMENTED_GETS: [&str; 11] = [
     "/api/risk",
     "/api/risk/{asset_id}",
     "/api/model",
+    "/api/plan",
     "/api/alerts",
     "/api/alerts/{id}",
     "/api/admin/open-data",
@@ -28,6 +29,7 @@ pub fn spec() -> Value {
     let paths = spec["paths"].as_object_mut().expect("paths is an object");
     paths.extend(alert_paths().as_object().expect("an object").clone());
     paths.extend(open_data_paths().as_object().expect("an object").clone());
+    paths.extend(plan_paths().as_object().expect("an object").clone());
     let schemas = spec["components"]["schemas"].as_object_mut().expect("schemas is an object");
     schemas.extend(alert_schemas().as_object().expect("an object").clone());
     spec
@@ -55,6 +57,28 @@ fn alert_schemas() -> Value {
 }
 
 /// Open data: the admin's settings, and the public files they publish.
+fn plan_paths() -> Value {
+    let inputs = json!([
+        {"name": "budget", "in": "query", "schema": {"type": "string"}, "description": "Budget A a year: yen (800000000, 8億, 800M) or km (5km); default 0.7 % of the network's length. Changing any input needs the planner or admin role (403 otherwise)."},
+        {"name": "compare", "in": "query", "schema": {"type": "string"}, "description": "Budget B, same forms; default 1.0 % of the length."},
+        {"name": "years", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}},
+        {"name": "deadline", "in": "query", "schema": {"type": "string"}, "description": "Policy: a material renewed by a fiscal year, e.g. CI:2035."}
+    ]);
+    let bad = json!({"description": "A bad input, with a message.", "content": {"text/plain": {}}});
+    json!({
+        "/api/plan": {"get": {
+            "summary": "The renewal plan for two yearly budgets over the newest ranking: per fiscal year km renewed, cost, expected breaks with and without, breaks avoided, mean age, km past the 40-year legal life",
+            "parameters": inputs,
+            "responses": {"200": {"description": "Both scenarios.", "content": {"application/json": {}}}, "400": bad, "401": {"description": "No session."}, "403": {"description": "Inputs changed without the planner or admin role."}, "404": {"description": "No ranking stored yet."}}
+        }},
+        "/plan/export": {"get": {
+            "summary": "The two schedules (one row per main to renew) as CSV (UTF-8 BOM), XLSX (summary and schedule sheets) or GeoJSON; engineer, planner, admin",
+            "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "xlsx", "geojson"], "default": "csv"}}],
+            "responses": {"200": {"description": "The file."}, "400": bad, "403": {"description": "Not an exporting role."}}
+        }}
+    })
+}
+
 fn open_data_paths() -> Value {
     let settings = json!({"type": "object", "properties": {
         "enabled": {"type": "boolean", "default": false},

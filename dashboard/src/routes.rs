@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::auth::{self, Permission};
 use crate::html::escape;
 use crate::i18n;
-use crate::{AppError, AppState, alerts, detail, export, login, open_data, openapi, overview, risk};
+use crate::{AppError, AppState, alerts, detail, export, login, open_data, openapi, overview, plan, risk};
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     // Only these need no login: the health check, the login form, and open data (which
@@ -38,6 +38,8 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/risk", get(risk::table_page))
         .route("/risk/{asset_id}", get(risk::pipe_page))
         .route("/model", get(risk::model_page))
+        .route("/plan", get(plan::plan_page))
+        .route("/api/plan", get(plan::plan_json))
         .route("/api/risk", get(risk::table_json))
         .route("/api/risk/{asset_id}", get(risk::pipe_json))
         .route("/api/model", get(risk::model_json))
@@ -58,6 +60,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/devices/{device}/{point}/readings.csv", get(detail::readings_csv))
         .route("/risk.csv", get(risk::table_csv))
         .route("/risk/export", get(export::risk_export))
+        .route("/plan/export", get(plan::plan_export))
         .route_layer(middleware::from_fn(|req, next| auth::require(Permission::Export, req, next)));
     let admin = Router::new()
         .route("/admin/open-data", get(open_data::settings_page).post(open_data::settings_submit))

@@ -193,6 +193,15 @@ async fn crew_logs_in_and_reads_charts_on_a_phone() {
         assert!(scroll <= f64::from(WIDTH), "no sideways scrolling on /model: {scroll}");
         save_screenshot(&c, "model-390x844.png").await;
 
+        // The renewal plan: two budgets side by side, charts, no sideways scrolling.
+        c.goto(&format!("{base}/plan")).await.unwrap();
+        let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("更新計画") && text.contains("年度別の2案比較"), "{text}");
+        assert_eq!(c.find_all(Locator::Css("main figure svg")).await.unwrap().len(), 3, "three plan charts");
+        let scroll = wait_for(&c, "plan page width", "return document.documentElement.scrollWidth", |_| true).await;
+        assert!(scroll <= f64::from(WIDTH), "no sideways scrolling on /plan: {scroll}");
+        save_screenshot(&c, "plan-390x844.png").await;
+
         // Log out with the header button (a CSRF-protected form).
         c.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();
         c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id("password")).await.unwrap();
