@@ -631,15 +631,13 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
     }
     let kind = match d.kind {
         RawDetectorKind::Leak => {
-            let Some(flow) = (match &d.flow {
+            let flow = match &d.flow {
                 Some(v) => input("flow", v, report),
                 None => {
                     report("flow", "a leak detector needs this field (device/point)".to_owned());
                     None
                 }
-            }) else {
-                return None;
-            };
+            }?;
             let mut p = LeakParams::new(flow);
             for (field, v, slot) in [
                 ("min_rise_m3_per_h", d.min_rise_m3_per_h, &mut p.min_rise_m3_per_h),

@@ -117,7 +117,7 @@ impl Leak {
         let day = (local_s / 86_400.0).floor() as i64;
         let hour = local_s.rem_euclid(86_400.0) / 3600.0;
         let (from, to) = self.params.night_hours;
-        (from..to).contains(&hour).then(|| (day, ((hour - from) * 60.0) as usize))
+        (from..to).contains(&hour).then_some((day, ((hour - from) * 60.0) as usize))
     }
 
     /// Closes the open night: its MNF, judged against earlier nights.
