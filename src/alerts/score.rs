@@ -49,13 +49,17 @@ pub enum AlertClass {
     Sewer,
     /// Pump vibration zones and cavitation.
     PumpHealth,
+    /// The leak detector: minimum night flow rising over nights.
+    LeakGrowth,
     CommLoss,
     Other,
 }
 
 impl AlertClass {
     pub fn of(rule: &str) -> AlertClass {
-        if rule.ends_with("_flow_rise") {
+        if rule.ends_with("_leak_growth") {
+            AlertClass::LeakGrowth
+        } else if rule.ends_with("_flow_rise") {
             AlertClass::FlowRise
         } else if rule.ends_with("_burst") {
             AlertClass::Burst
@@ -84,6 +88,7 @@ impl AlertClass {
             AlertClass::LowPressure => &[Burst, HydrantFlushing, PumpTrip],
             AlertClass::Sewer => &[Blockage, Rain, PumpTrip],
             AlertClass::PumpHealth => &[BearingWear, Cavitation, ImpellerWear],
+            AlertClass::LeakGrowth => &[LeakGrowth],
             AlertClass::CommLoss => &[CommTimeout, CommException, CommUnreachable, CommLateReply, CommReset],
             AlertClass::Other => &[],
         }
@@ -288,10 +293,15 @@ pub async fn run(scenario: &Scenario, rules: &RuleSet, opts: &ScoreOptions) -> a
 /// well that is still high).
 const GRACE: Duration = Duration::from_secs(30 * 60);
 
+/// Leak growth is not repaired when its event ends: the simulator keeps the leakage it grew
+/// to, so a night-flow alert days later is still about it.
+const LEAK_GRACE: Duration = Duration::from_secs(7 * 86_400);
+
 /// Whether `alert` is about event `e`: same asset (or a district the station feeds), raised
 /// while the event lasted or shortly after.
 fn about(alert: &Alert, e: &EventRecord, fed_by: &HashMap<String, String>) -> bool {
-    let grace = chrono::Duration::from_std(GRACE).expect("small");
+    let grace =
+        chrono::Duration::from_std(if e.kind == EventKind::LeakGrowth { LEAK_GRACE } else { GRACE }).expect("small");
     let same = alert.asset == e.target
         || alert.device.as_str() == e.target
         || fed_by.get(&alert.asset).is_some_and(|s| *s == e.target)
@@ -308,7 +318,7 @@ fn score(alerts: Vec<Alert>, events: Vec<EventRecord>, fed_by: &HashMap<String, 
         (EventKind::Rain, &[AlertClass::Sewer]),
         (EventKind::BearingWear, &[AlertClass::PumpHealth]),
         (EventKind::Cavitation, &[AlertClass::PumpHealth]),
-        (EventKind::LeakGrowth, &[]),
+        (EventKind::LeakGrowth, &[AlertClass::LeakGrowth]),
     ];
     let mut rows = Vec::new();
     for (kind, by) in rows_spec {

@@ -15,6 +15,7 @@ use model::{DeviceId, PointName, Severity};
 use serde::Deserialize;
 
 use super::detect::burst::BurstParams;
+use super::detect::leak::LeakParams;
 use super::detect::pump::PumpParams;
 use super::detect::sewer::SewerParams;
 use super::detect::{DetectorKind, DetectorSpec, Input};
@@ -133,6 +134,7 @@ enum RawDetectorKind {
     Burst,
     Sewer,
     Pump,
+    Leak,
 }
 
 /// One `[[detector]]` table as written; fields are checked against the kind afterwards.
@@ -168,6 +170,10 @@ struct RawDetector {
     zone_c_mm_s: Option<f64>,
     zone_d_mm_s: Option<f64>,
     cavitation_ratio: Option<f64>,
+    /// Night window for the minimum night flow, local hours [from, to) (leak).
+    night_hours: Option<[f64; 2]>,
+    baseline_nights: Option<u32>,
+    confirm_nights: Option<u32>,
 }
 
 /// The `[engine]` table.
@@ -578,16 +584,24 @@ fn input(field: &str, v: &str, report: &mut dyn FnMut(&str, String)) -> Option<I
 
 /// Checks a detector's fields against its kind.
 fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Option<DetectorSpec> {
-    let burst_fields = [
+    // Fields a leak detector shares with a burst detector (both watch a district's inflow).
+    let inflow_fields = [
         ("flow", d.flow.is_some()),
-        ("pressure", d.pressure.is_some()),
         ("min_rise_m3_per_h", d.min_rise_m3_per_h.is_some()),
         ("k_sigma", d.k_sigma.is_some()),
+        ("utc_offset_h", d.utc_offset_h.is_some()),
+    ];
+    let burst_fields = [
+        ("pressure", d.pressure.is_some()),
         ("min_pressure_drop_bar", d.min_pressure_drop_bar.is_some()),
         ("flushing_max_min", d.flushing_max_min.is_some()),
         ("burst_confirm_min", d.burst_confirm_min.is_some()),
         ("flushing_hours", d.flushing_hours.is_some()),
-        ("utc_offset_h", d.utc_offset_h.is_some()),
+    ];
+    let leak_fields = [
+        ("night_hours", d.night_hours.is_some()),
+        ("baseline_nights", d.baseline_nights.is_some()),
+        ("confirm_nights", d.confirm_nights.is_some()),
     ];
     let sewer_fields = [
         ("level", d.level.is_some()),
@@ -604,10 +618,11 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
         ("zone_d_mm_s", d.zone_d_mm_s.is_some()),
         ("cavitation_ratio", d.cavitation_ratio.is_some()),
     ];
-    let (kind_name, foreign): (&str, [&[(&str, bool)]; 2]) = match d.kind {
-        RawDetectorKind::Burst => ("burst", [&sewer_fields, &pump_fields]),
-        RawDetectorKind::Sewer => ("sewer", [&burst_fields, &pump_fields]),
-        RawDetectorKind::Pump => ("pump", [&burst_fields, &sewer_fields]),
+    let (kind_name, foreign): (&str, Vec<&[(&str, bool)]>) = match d.kind {
+        RawDetectorKind::Burst => ("burst", vec![&sewer_fields, &pump_fields, &leak_fields]),
+        RawDetectorKind::Sewer => ("sewer", vec![&inflow_fields, &burst_fields, &pump_fields, &leak_fields]),
+        RawDetectorKind::Pump => ("pump", vec![&inflow_fields, &burst_fields, &sewer_fields, &leak_fields]),
+        RawDetectorKind::Leak => ("leak", vec![&burst_fields, &sewer_fields, &pump_fields]),
     };
     for (field, given) in foreign.into_iter().flatten() {
         if *given {
@@ -615,6 +630,62 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
         }
     }
     let kind = match d.kind {
+        RawDetectorKind::Leak => {
+            let flow = match &d.flow {
+                Some(v) => input("flow", v, report),
+                None => {
+                    report("flow", "a leak detector needs this field (device/point)".to_owned());
+                    None
+                }
+            }?;
+            let mut p = LeakParams::new(flow);
+            for (field, v, slot) in [
+                ("min_rise_m3_per_h", d.min_rise_m3_per_h, &mut p.min_rise_m3_per_h),
+                ("k_sigma", d.k_sigma, &mut p.k_sigma),
+            ] {
+                if let Some(v) = v {
+                    if v.is_finite() && v > 0.0 {
+                        *slot = v;
+                    } else {
+                        report(field, format!("{v} must be a positive number"));
+                    }
+                }
+            }
+            if let Some(n) = d.baseline_nights {
+                // Fewer than two nights of a kind gives no median to compare with.
+                if (2..=60).contains(&n) {
+                    p.baseline_nights = n as usize;
+                } else {
+                    report("baseline_nights", format!("{n}: give 2 to 60 nights"));
+                }
+            }
+            if let Some(n) = d.confirm_nights {
+                if (1..=14).contains(&n) {
+                    p.confirm_nights = n as usize;
+                } else {
+                    report("confirm_nights", format!("{n}: give 1 to 14 nights"));
+                }
+            }
+            if let Some([from, to]) = d.night_hours {
+                // The window must not cross midnight: one night is one local day's window.
+                if (0.0..24.0).contains(&from) && to <= 24.0 && to - from >= 0.5 {
+                    p.night_hours = (from, to);
+                } else {
+                    report(
+                        "night_hours",
+                        format!("[{from}, {to}]: give [from, to] local hours, 0 <= from, from + 0.5 <= to <= 24"),
+                    );
+                }
+            }
+            if let Some(h) = d.utc_offset_h {
+                if (-12.0..=14.0).contains(&h) {
+                    p.utc_offset_h = h;
+                } else {
+                    report("utc_offset_h", format!("{h} is not a time zone offset (-12 to 14 hours)"));
+                }
+            }
+            DetectorKind::Leak(p)
+        }
         RawDetectorKind::Pump => {
             let mut need = |field: &str, v: &Option<String>| match v {
                 Some(v) => input(field, v, report),
@@ -948,6 +1019,31 @@ on_delay_s = 60
     }
 
     #[test]
+    fn leak_detectors_parse_and_name_bad_fields() {
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let leak = "\n[[detector]]\nname = \"dma01\"\nkind = \"leak\"\nasset = \"dma01\"\nflow = \"fm01/flow\"\nnight_hours = [1.5, 4]\nk_sigma = 5\n";
+        let set = RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{leak}"), &env).unwrap();
+        let DetectorKind::Leak(p) = &set.detectors[0].kind else { panic!("{:?}", set.detectors[0]) };
+        assert_eq!((p.night_hours, p.k_sigma, p.confirm_nights), ((1.5, 4.0), 5.0, 2));
+        check_err(
+            &format!(
+                "{GOOD}{}",
+                leak.replace("[1.5, 4]", "[23, 2]")
+                    .replace("asset", "pressure = \"pl01/pressure\"\nconfirm_nights = 0\nasset")
+            ),
+            &[
+                r#"rules.toml:27: detector "dma01", field `pressure`: a leak detector does not use this field"#,
+                r#"rules.toml:27: detector "dma01", field `confirm_nights`: 0: give 1 to 14 nights"#,
+                r#"rules.toml:27: detector "dma01", field `night_hours`: [23, 2]: give [from, to] local hours"#,
+            ],
+        );
+        check_err(
+            &format!("{GOOD}{}", leak.replace("flow = \"fm01/flow\"\n", "")),
+            &[r#"rules.toml:27: detector "dma01", field `flow`: a leak detector needs this field"#],
+        );
+    }
+
+    #[test]
     fn email_targets_parse_with_a_secret_password_and_name_their_errors() {
         let mail = r#"
 [[email]]
@@ -989,6 +1085,6 @@ password_env = "SMTP_PASSWORD"
         assert_eq!(count(|k| matches!(k, Kind::Nonzero)), 10 + 12 + 12, "pump trips, sewer overflows and pump faults");
         assert_eq!(count(|k| matches!(k, Kind::Below { .. })), 12);
         assert_eq!(count(|k| matches!(k, Kind::CommLoss { .. })), 43);
-        assert_eq!(set.detectors.len(), 12 + 12 + 10, "per district, per sewer station and per pump");
+        assert_eq!(set.detectors.len(), 12 + 12 + 10 + 12, "per district, sewer station, pump; leak per district");
     }
 }

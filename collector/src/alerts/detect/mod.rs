@@ -1,6 +1,7 @@
 //! Detectors: conditions that need many readings of several points (a burst is a step in a
 //! district's inflow together with a pressure drop at its critical point; a sewer station is
-//! in trouble when its wet well rises while its pumps run).
+//! in trouble when its wet well rises while its pumps run; leakage grows when a district's
+//! minimum night flow rises over days).
 //!
 //! A detector does not raise alerts itself. It declares *outputs*, each a [`Rule`] of kind
 //! [`Kind::Detected`] appended to the evaluator's rules, and reports the condition of each
@@ -13,6 +14,7 @@
 //! clock, so the scoring harness drives them over a simulated week in seconds.
 
 pub mod burst;
+pub mod leak;
 pub mod pump;
 pub mod sewer;
 
@@ -43,6 +45,7 @@ pub enum DetectorKind {
     Burst(burst::BurstParams),
     Sewer(sewer::SewerParams),
     Pump(pump::PumpParams),
+    Leak(leak::LeakParams),
 }
 
 impl DetectorSpec {
@@ -51,6 +54,7 @@ impl DetectorSpec {
             DetectorKind::Burst(p) => Box::new(burst::Burst::new(self, p.clone())),
             DetectorKind::Sewer(p) => Box::new(sewer::Sewer::new(self, p.clone())),
             DetectorKind::Pump(p) => Box::new(pump::Pump::new(self, p.clone())),
+            DetectorKind::Leak(p) => Box::new(leak::Leak::new(self, p.clone())),
         }
     }
 }
