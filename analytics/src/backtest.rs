@@ -4,7 +4,7 @@
 
 use crate::AnalyticsError;
 use crate::features::FeatureBuilder;
-use crate::metrics::{auc, capture, gain_curve};
+use crate::metrics::{auc, captures, gain_curve};
 use crate::models::ModelKind;
 use crate::peer::{PeerScores, jan1};
 use crate::progress;
@@ -54,7 +54,7 @@ pub fn backtest(
                 detail,
                 mains: rows.len(),
                 breaks,
-                capture: CAPTURE_AT.map(|k| capture(score, &lengths, &actual, k)),
+                capture: captures(score, &lengths, &actual, CAPTURE_AT),
                 auc: auc(score, &actual),
                 gain: gain_curve(score, &lengths, &actual, GAIN_POINTS),
             });
@@ -111,7 +111,7 @@ pub fn peer_rows(
             detail: String::new(),
             mains: rows.len(),
             breaks: actual.iter().sum(),
-            capture: CAPTURE_AT.map(|k| capture(&score, &lengths, &actual, k)),
+            capture: captures(&score, &lengths, &actual, CAPTURE_AT),
             auc: auc(&score, &actual),
             gain: gain_curve(&score, &lengths, &actual, GAIN_POINTS),
         });

@@ -9,12 +9,23 @@
 /// Share (0–1) of `breaks` that falls on the highest-scored mains making up `k` (0–1) of the
 /// total length. `scores`, `lengths` and `breaks` are per main.
 pub fn capture(scores: &[f64], lengths: &[f64], breaks: &[f64], k: f64) -> f64 {
+    capture_in_order(&descending(scores), scores, lengths, breaks, k)
+}
+
+/// [`capture`] at each of `ks` with one sort of the mains (a sort of a million mains costs
+/// more than the walk).
+pub fn captures<const N: usize>(scores: &[f64], lengths: &[f64], breaks: &[f64], ks: [f64; N]) -> [f64; N] {
+    let order = descending(scores);
+    ks.map(|k| capture_in_order(&order, scores, lengths, breaks, k))
+}
+
+/// [`capture`] with the mains already in [`descending`] order of `scores`.
+fn capture_in_order(order: &[usize], scores: &[f64], lengths: &[f64], breaks: &[f64], k: f64) -> f64 {
     let total_breaks: f64 = breaks.iter().sum();
     if total_breaks == 0.0 {
         return 0.0;
     }
     let budget = k * lengths.iter().sum::<f64>();
-    let order = descending(scores);
     let mut used = 0.0;
     let mut caught = 0.0;
     let mut i = 0;
@@ -131,6 +142,10 @@ mod tests {
         for (k, caught) in curve.iter().enumerate() {
             close(caught / 7.0, capture(&scores, &lengths, &breaks, k as f64 / 100.0));
         }
+        let [c1, c5, c50] = captures(&scores, &lengths, &breaks, [0.01, 0.05, 0.5]);
+        close(c1, curve[1] / 7.0);
+        close(c5, curve[5] / 7.0);
+        close(c50, curve[50] / 7.0);
         assert!(curve.windows(2).all(|w| w[1] >= w[0] - 1e-12), "never falls: {curve:?}");
     }
 
