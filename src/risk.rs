@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use analytics::backtest::{backtest, peer_rows, table};
+use analytics::backtest::{BacktestRow, backtest, peer_rows, pooled_gain, table};
 use analytics::import::ImportReport;
 use analytics::peer::{read_peer_scores, write_features_csv};
 use analytics::risk::write_ranking_csv;
@@ -53,6 +53,10 @@ pub enum RiskCommand {
         /// a score for every main in service in every test year (higher = riskier).
         #[arg(long, value_name = "NAME=FILE")]
         peer: Vec<String>,
+        /// Also draw the cumulative-gain chart (SVG) here: share of breaks caught against share
+        /// of network length renewed from the top, per ranker, over the test years pooled.
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -186,7 +190,7 @@ pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
                 println!("saved as ranking run {id} in {} (the dashboard shows the newest run)", path.display());
             }
         }
-        RiskCommand::Backtest { input, from, to, out, peer, model } => {
+        RiskCommand::Backtest { input, from, to, out, peer, chart, model } => {
             anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
             let (register, history) = load(&input)?;
             let builder = FeatureBuilder::new(&register, &history);
@@ -207,6 +211,10 @@ pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
             print!("{text}");
             if let Some(out) = out {
                 std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+            }
+            if let Some(chart) = chart {
+                let svg = gain_chart_svg(&rows, (720, 480))?;
+                std::fs::write(&chart, svg).with_context(|| format!("writing {}", chart.display()))?;
             }
         }
         RiskCommand::Features { input, from, to, out } => {
@@ -230,4 +238,126 @@ pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Line colours of the gain chart, Mizumori's first (the Okabe–Ito colour-blind-safe set).
+const GAIN_PALETTE: [(u8, u8, u8); 7] =
+    [(0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (230, 159, 0), (86, 180, 233), (0, 0, 0)];
+
+/// The backtest's cumulative-gain chart as SVG: one line per ranker (Mizumori, the
+/// baselines, peers) over the test years pooled, with the diagonal of a random order. Drawn
+/// with plotters' SVG backend without its font feature, as the dashboard's charts: the text
+/// stays `<text>` for the viewer's fonts.
+pub fn gain_chart_svg(rows: &[BacktestRow], size: (u32, u32)) -> anyhow::Result<String> {
+    use plotters::prelude::*;
+    let curves = pooled_gain(rows);
+    anyhow::ensure!(!curves.is_empty(), "no breaks in the test years: no gain chart to draw");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let draw = |e| anyhow::anyhow!("drawing the gain chart: {e}");
+        root.fill(&WHITE).map_err(draw)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .caption("Breaks caught by renewing from the top of each ranking", ("sans-serif", 16))
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..100.0, 0.0..100.0)
+            .map_err(draw)?;
+        chart
+            .configure_mesh()
+            .x_desc("share of network length (%)")
+            .y_desc("share of breaks caught (%)")
+            .label_style(("sans-serif", 13))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(draw)?;
+        let grey = RGBColor(160, 160, 160);
+        chart
+            .draw_series(LineSeries::new([(0.0, 0.0), (100.0, 100.0)], grey.stroke_width(1)))
+            .map_err(draw)?
+            .label("random order")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], grey));
+        for (i, (name, curve)) in curves.iter().enumerate() {
+            let (r, g, b) = GAIN_PALETTE[i % GAIN_PALETTE.len()];
+            let colour = RGBColor(r, g, b);
+            let points = curve.iter().map(|(x, y)| (x * 100.0, y * 100.0));
+            chart
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                .map_err(draw)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(grey)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(draw)?;
+        root.present().map_err(draw)?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every polyline of the SVG: its stroke colour and its points in pixels.
+    fn polylines(svg: &str) -> Vec<(String, Vec<(f64, f64)>)> {
+        let attribute = |tag: &str, name: &str| {
+            tag.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned()
+        };
+        svg.match_indices("<polyline")
+            .map(|(at, _)| {
+                let tag = svg[at..].split('>').next().unwrap();
+                let points = attribute(tag, "points");
+                let points = points
+                    .split_whitespace()
+                    .map(|p| {
+                        let (x, y) = p.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect();
+                (attribute(tag, "stroke"), points)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_gain_chart_draws_each_ranker_from_nothing_to_everything() {
+        let city = generate(&SynthParams { network_km: 150.0, ..SynthParams::default() });
+        let history = History::new(&city.register, &city.breaks);
+        let builder = FeatureBuilder::new(&city.register, &history);
+        let rows = backtest(&builder, 2021..=2022, &RankParams::default()).unwrap();
+        let curves = pooled_gain(&rows);
+        let names: Vec<&str> = curves.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["mizumori", "age", "prior-breaks"]);
+        for (name, curve) in &curves {
+            assert_eq!(curve.first(), Some(&(0.0, 0.0)), "{name}");
+            let (x, y) = *curve.last().unwrap();
+            assert!((x - 1.0).abs() < 1e-12 && (y - 1.0).abs() < 1e-9, "{name} ends at ({x}, {y})");
+        }
+        // Mizumori beats renewing by age in the first 10 % on this city.
+        let at_10 = |name: &str| curves.iter().find(|(n, _)| n == name).unwrap().1[10].1;
+        assert!(at_10("mizumori") > at_10("age"), "{} vs {}", at_10("mizumori"), at_10("age"));
+
+        let svg = gain_chart_svg(&rows, (720, 480)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{}", &svg[..svg.len().min(200)]);
+        for name in ["mizumori", "age", "prior-breaks", "random order"] {
+            assert!(svg.lines().any(|l| l.trim() == name), "the legend names {name}");
+        }
+        // The diagonal (grey, drawn before the rankers) and one polyline of 101 points per
+        // ranker, each from the plot's bottom-left corner to its top-right corner.
+        let lines = polylines(&svg);
+        let diagonal = &lines.iter().find(|(stroke, _)| stroke == "#A0A0A0").expect("the random-order diagonal").1;
+        let drawn: Vec<_> = lines.iter().filter(|(_, points)| points.len() == 101).collect();
+        assert_eq!(drawn.len(), 3, "one curve per ranker");
+        for (stroke, points) in drawn {
+            assert_eq!(points.first(), diagonal.first(), "{stroke} starts at (0 %, 0 %)");
+            assert_eq!(points.last(), diagonal.last(), "{stroke} ends at (100 %, 100 %)");
+        }
+    }
 }

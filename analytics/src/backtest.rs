@@ -4,7 +4,7 @@
 
 use crate::AnalyticsError;
 use crate::features::FeatureBuilder;
-use crate::metrics::{auc, capture};
+use crate::metrics::{auc, captures, gain_curve};
 use crate::models::ModelKind;
 use crate::peer::{PeerScores, jan1};
 use crate::progress;
@@ -12,6 +12,9 @@ use crate::risk::{RankParams, scores, select_model};
 
 /// The k of capture@k % of network length that the backtest reports.
 pub const CAPTURE_AT: [f64; 3] = [0.01, 0.05, 0.10];
+
+/// Points of a cumulative-gain curve after its start: one per percent of network length.
+pub const GAIN_POINTS: usize = 100;
 
 /// One ranker in one test year.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +29,8 @@ pub struct BacktestRow {
     /// capture@1, @5, @10 % of length.
     pub capture: [f64; 3],
     pub auc: Option<f64>,
+    /// Breaks caught at 0, 1 … 100 % of length ([`gain_curve`] with [`GAIN_POINTS`]).
+    pub gain: Vec<f64>,
 }
 
 /// Runs the backtest over `years` (test years, each from 1 January).
@@ -49,8 +54,9 @@ pub fn backtest(
                 detail,
                 mains: rows.len(),
                 breaks,
-                capture: CAPTURE_AT.map(|k| capture(score, &lengths, &actual, k)),
+                capture: captures(score, &lengths, &actual, CAPTURE_AT),
                 auc: auc(score, &actual),
+                gain: gain_curve(score, &lengths, &actual, GAIN_POINTS),
             });
         };
         let selection = select_model(builder, as_of, params)?;
@@ -105,8 +111,9 @@ pub fn peer_rows(
             detail: String::new(),
             mains: rows.len(),
             breaks: actual.iter().sum(),
-            capture: CAPTURE_AT.map(|k| capture(&score, &lengths, &actual, k)),
+            capture: captures(&score, &lengths, &actual, CAPTURE_AT),
             auc: auc(&score, &actual),
+            gain: gain_curve(&score, &lengths, &actual, GAIN_POINTS),
         });
     }
     Ok(out)
@@ -129,6 +136,36 @@ pub fn means(rows: &[BacktestRow]) -> Vec<(String, [f64; 3], Option<f64>)> {
             let aucs: Vec<f64> = mine.iter().filter_map(|r| r.auc).collect();
             let auc = (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64);
             (name.to_owned(), capture, auc)
+        })
+        .collect()
+}
+
+/// The cumulative-gain curve of each ranker over the test years pooled, in the order rankers
+/// first appear: (share of network length, share of breaks caught), both 0–1, from (0, 0)
+/// to (1, 1). Pooled means the breaks caught at each share summed over the years, over all
+/// the years' breaks, so a year with more breaks weighs more. The model families that
+/// Mizumori chooses between are left out (`mizumori` is the one chosen); `age`,
+/// `prior-breaks` and peers are kept. A ranker with no break in its years is left out.
+pub fn pooled_gain(rows: &[BacktestRow]) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut out: Vec<(String, Vec<f64>, f64)> = Vec::new();
+    for r in rows.iter().filter(|r| ModelKind::parse(&r.ranker).is_none()) {
+        let at = match out.iter().position(|(name, _, _)| *name == r.ranker) {
+            Some(at) => at,
+            None => {
+                out.push((r.ranker.clone(), vec![0.0; r.gain.len()], 0.0));
+                out.len() - 1
+            }
+        };
+        let (_, caught, breaks) = &mut out[at];
+        caught.iter_mut().zip(&r.gain).for_each(|(c, g)| *c += g);
+        *breaks += r.breaks;
+    }
+    out.into_iter()
+        .filter(|(_, _, breaks)| *breaks > 0.0)
+        .map(|(name, caught, breaks)| {
+            let last = (caught.len() - 1).max(1) as f64;
+            let curve = caught.iter().enumerate().map(|(k, c)| (k as f64 / last, c / breaks)).collect();
+            (name, curve)
         })
         .collect()
 }

@@ -203,7 +203,7 @@ pub fn import_assets(path: &Path, profile: &Profile) -> Result<(Register, Import
 
     let mut report = ImportReport::default();
     let mut pipes = Vec::new();
-    let mut first_line: std::collections::HashMap<AssetId, u64> = Default::default();
+    let mut first_line: foldhash::HashMap<AssetId, u64> = Default::default();
     table.for_each_row(&mut report, |row, report| {
         if let Some((i, out)) = status {
             let v = row.get(i).trim().to_ascii_uppercase();

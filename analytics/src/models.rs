@@ -673,8 +673,9 @@ impl LofModel for Logistic {
 /// A balanced random forest of linfa-trees decision trees on the design's raw columns.
 pub struct RandomForest {
     design: Design,
-    /// Each tree with the columns it was grown on.
-    trees: Vec<(DecisionTree<f64, bool>, Vec<usize>)>,
+    /// Each tree, flattened for scoring (linfa's boxed nodes and `predict` on a column
+    /// selection cost a copy of the design per tree and a pointer chase per level).
+    trees: Vec<FlatTree>,
     /// The sampling rate of pipe-years without a break over that of those with one: turns the
     /// odds of a vote share on the balanced sample back into the panel's odds.
     negative_share: f64,
@@ -727,7 +728,7 @@ impl RandomForest {
         let columns = design.factors.len();
         let per_tree = ((columns as f64 * FOREST_COLUMN_SHARE).ceil() as usize).clamp(1, columns);
         let tree_params = DecisionTree::params().max_depth(Some(params.forest_max_depth)).min_weight_leaf(5.0);
-        let mut trees = Vec::with_capacity(params.forest_trees);
+        let mut fitted = Vec::with_capacity(params.forest_trees);
         for _ in 0..params.forest_trees {
             let sample: Vec<usize> = (0..rows.len()).map(|_| rand08::Rng::gen_range(&mut rng, 0..rows.len())).collect();
             let mut features: Vec<usize> =
@@ -739,10 +740,10 @@ impl RandomForest {
             let tree = tree_params
                 .fit(&Dataset::new(records, targets).with_weights(weights))
                 .map_err(|e| AnalyticsError::Fit { model: "random-forest", why: e.to_string() })?;
-            trees.push((tree, features));
+            fitted.push((tree, features));
         }
         let mut importance: Vec<(Factor, f64)> = Vec::new();
-        for (tree, features) in &trees {
+        for (tree, features) in &fitted {
             for (k, value) in features.iter().zip(tree.feature_importance()) {
                 // A tree with no split has no importance to share (0/0).
                 if !value.is_finite() {
@@ -758,6 +759,7 @@ impl RandomForest {
         let total: f64 = importance.iter().map(|(_, v)| v).sum::<f64>().max(f64::MIN_POSITIVE);
         importance.iter_mut().for_each(|(_, v)| *v /= total);
         importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let trees = fitted.iter().map(|(tree, features)| FlatTree::new(tree, features)).collect();
         Ok(RandomForest { design, trees, negative_share, importance })
     }
 
@@ -768,14 +770,10 @@ impl RandomForest {
         // never make a million-row matrix.
         for chunk in rows.chunks(8192) {
             let x = self.design.raw(chunk);
-            let mut chunk_votes = vec![0.0; chunk.len()];
-            for (tree, features) in &self.trees {
-                let predicted: Array1<bool> = tree.predict(&x.select(Axis(1), features));
-                for (v, p) in chunk_votes.iter_mut().zip(predicted) {
-                    *v += f64::from(u8::from(p));
-                }
-            }
-            votes.extend(chunk_votes);
+            votes.extend(x.rows().into_iter().map(|row| {
+                let row = row.as_slice().expect("a design matrix is in standard layout");
+                self.trees.iter().filter(|tree| tree.votes_break(row)).count() as f64
+            }));
         }
         let trees = self.trees.len() as f64;
         votes.into_iter().map(|v| v / trees).collect()
@@ -788,6 +786,59 @@ impl RandomForest {
         let s = share.clamp(0.5 / trees, 1.0 - 0.5 / trees);
         let odds = s / (1.0 - s) * self.negative_share;
         odds / (1.0 + odds)
+    }
+}
+
+/// A decision tree as one array of nodes, its splits on the design's column numbers.
+#[derive(Debug, Clone)]
+struct FlatTree {
+    nodes: Vec<FlatNode>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FlatNode {
+    Leaf(bool),
+    /// Go to `left` when the value of `column` is below `split`, else to `right`: linfa's rule.
+    Split {
+        column: usize,
+        split: f64,
+        left: usize,
+        right: usize,
+    },
+}
+
+impl FlatTree {
+    /// `columns[k]` is the design column of the tree's feature `k`.
+    fn new(tree: &DecisionTree<f64, bool>, columns: &[usize]) -> FlatTree {
+        let mut nodes = Vec::new();
+        Self::push(tree.root_node(), columns, &mut nodes);
+        FlatTree { nodes }
+    }
+
+    fn push(node: &linfa_trees::TreeNode<f64, bool>, columns: &[usize], nodes: &mut Vec<FlatNode>) -> usize {
+        let at = nodes.len();
+        if let Some(vote) = node.prediction() {
+            nodes.push(FlatNode::Leaf(vote));
+            return at;
+        }
+        let (feature, split, _) = node.split();
+        nodes.push(FlatNode::Leaf(false));
+        let children = node.children();
+        let child = |i: usize| children[i].as_deref().expect("a split node has both children");
+        let left = Self::push(child(0), columns, nodes);
+        let right = Self::push(child(1), columns, nodes);
+        nodes[at] = FlatNode::Split { column: columns[feature], split, left, right };
+        at
+    }
+
+    fn votes_break(&self, row: &[f64]) -> bool {
+        let mut at = 0;
+        loop {
+            match self.nodes[at] {
+                FlatNode::Leaf(vote) => return vote,
+                FlatNode::Split { column, split, left, right } => at = if row[column] < split { left } else { right },
+            }
+        }
     }
 }
 
@@ -836,6 +887,24 @@ impl LofModel for RandomForest {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn a_flattened_tree_votes_as_linfa_predicts() {
+        // Two columns that decide the label, one of noise; the tree sees columns 2 and 0 of a
+        // three-column design, so the flattening must map its feature numbers back.
+        let mut rng = rand08::rngs::SmallRng::seed_from_u64(7);
+        let design: Array2<f64> = Array2::from_shape_fn((2_000, 3), |_| rand08::Rng::gen_range(&mut rng, 0.0..1.0));
+        let columns = [2, 0];
+        let x = design.select(Axis(1), &columns);
+        let y: Array1<bool> = x.rows().into_iter().map(|r| r[0] > 0.6 || (r[1] < 0.3 && r[0] > 0.2)).collect();
+        let tree = DecisionTree::params().max_depth(Some(6)).fit(&Dataset::new(x.clone(), y)).unwrap();
+        assert!(tree.num_leaves() > 2, "the tree splits");
+        let flat = FlatTree::new(&tree, &columns);
+        let linfa: Array1<bool> = tree.predict(&x);
+        let ours: Vec<bool> = design.rows().into_iter().map(|r| flat.votes_break(r.as_slice().unwrap())).collect();
+        assert_eq!(ours, linfa.to_vec());
+        assert!(ours.iter().any(|v| *v) && ours.iter().any(|v| !*v));
+    }
 
     #[test]
     fn cholesky_solves_a_small_system() {

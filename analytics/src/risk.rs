@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use crate::AnalyticsError;
 use crate::asset::{Pipe, RoadClass};
 use crate::features::{FeatureBuilder, years_before};
-use crate::metrics::{capture, descending};
+use crate::metrics::{captures, descending};
 use crate::models::{LofModel, ModelKind, ModelParams};
 use crate::progress;
 
@@ -162,7 +162,8 @@ fn validate_year(
     for kind in ModelKind::ALL {
         let model = params.models.fit(kind, &panel)?;
         let score = scores(&*model, &rows);
-        out.push((capture(&score, &lengths, &actual, 0.01), capture(&score, &lengths, &actual, 0.05)));
+        let [c1, c5] = captures(&score, &lengths, &actual, [0.01, 0.05]);
+        out.push((c1, c5));
         bar.inc(1);
     }
     Ok(Some(out))
