@@ -65,6 +65,7 @@ fn plans_within_each_years_budget_from_a_csv_or_the_stored_run() {
     assert!(stdout.contains("| 2033 |"), "{stdout}");
     let (spent, rows) = schedule(&from_csv);
     assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| !r[7].is_empty()), "every main has its district (from the ranking CSV)");
     for ((budget, fy), yen) in &spent {
         if budget.starts_with('¥') {
             assert!(*yen <= 1.5e8 + 1.0, "{budget} FY{fy}: ¥{yen}");

@@ -331,6 +331,7 @@ pub fn write_ranking_csv(path: &Path, ranking: &Ranking, builder: &FeatureBuilde
         "length_m",
         "installed",
         "prior_breaks",
+        "district",
     ])
     .map_err(err)?;
     for r in &ranking.rows {
@@ -350,6 +351,7 @@ pub fn write_ranking_csv(path: &Path, ranking: &Ranking, builder: &FeatureBuilde
             p.length_m.to_string(),
             p.installed.map(|d| d.to_string()).unwrap_or_default(),
             prior.to_string(),
+            p.pressure_zone.clone().unwrap_or_default(),
         ])
         .map_err(err)?;
     }
