@@ -288,12 +288,12 @@ pub(crate) async fn plan_page(
             );
         }
     }
-    let charts: [(&str, &str, fn(&analytics::plan::YearSummary) -> f64); 3] = [
-        (t(lang, "km renewed per fiscal year", "年度別更新延長（km）"), "km", |y| y.km_renewed),
-        (t(lang, "Breaks avoided per fiscal year", "年度別回避破損件数"), "n", |y| y.breaks_avoided()),
-        (t(lang, "Mean network age (years)", "管路の平均経過年数（年）"), "y", |y| y.mean_age_years),
+    let charts: [(&str, Metric); 3] = [
+        (t(lang, "km renewed per fiscal year", "年度別更新延長（km）"), |y| y.km_renewed),
+        (t(lang, "Breaks avoided per fiscal year", "年度別回避破損件数"), |y| y.breaks_avoided()),
+        (t(lang, "Mean network age (years)", "管路の平均経過年数（年）"), |y| y.mean_age_years),
     ];
-    for (label, _, f) in charts {
+    for (label, f) in charts {
         let _ = write!(
             body,
             "<h3>{label}</h3><figure role=\"img\" aria-label=\"{label}\"><div class=\"svgbox\">{}</div></figure>",
@@ -322,6 +322,9 @@ pub(crate) async fn plan_page(
     Ok(Html(page(&Frame { lang, title, user: Some(&user), here, refresh_s: None }, &body)))
 }
 
+/// One figure of a plan year, as a chart draws it.
+type Metric = fn(&analytics::plan::YearSummary) -> f64;
+
 /// The inputs of this plan as `&key=value` pairs for the export links.
 fn export_query(q: &PlanQuery) -> String {
     let mut out = String::new();
@@ -343,7 +346,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// One line (or bar series) per plan over the fiscal years; text left to the browser's fonts.
-fn series_svg(plans: &[Plan], lang: Lang, f: fn(&analytics::plan::YearSummary) -> f64, width: u32) -> String {
+fn series_svg(plans: &[Plan], lang: Lang, f: Metric, width: u32) -> String {
     let mut svg = String::new();
     if let Err(e) = draw_series(&mut svg, plans, lang, f, width) {
         tracing::warn!(error = %e, "plan chart could not be drawn");
@@ -356,7 +359,7 @@ fn draw_series(
     svg: &mut String,
     plans: &[Plan],
     lang: Lang,
-    f: fn(&analytics::plan::YearSummary) -> f64,
+    f: Metric,
     width: u32,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let years: Vec<i32> = plans[0].years.iter().map(|y| y.fiscal_year).collect();
