@@ -281,6 +281,37 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
+/// One `[[kind]]` table deserialised into `T`, with its line and the label errors name it by
+/// (`rule "low_pressure"`); a table that does not deserialise is reported and skipped.
+fn raw_table<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    spanned: toml::Spanned<toml::Table>,
+    kind: &str,
+    errors: &mut Vec<RulesError>,
+) -> Option<(T, usize, Option<String>)> {
+    let line = line_of(text, spanned.span().start);
+    let table = spanned.into_inner();
+    let item = Some(match table.get("name").and_then(|v| v.as_str()) {
+        Some(n) => format!("{kind} {n:?}"),
+        None => kind.to_owned(),
+    });
+    match serde_path_to_error::deserialize(toml::Value::Table(table)) {
+        Ok(t) => Some((t, line, item)),
+        Err(e) => {
+            let path = e.path().to_string();
+            errors.push(RulesError {
+                file: file.to_owned(),
+                line: Some(line),
+                item,
+                field: (path != ".").then_some(path),
+                message: e.inner().message().to_owned(),
+            });
+            None
+        }
+    }
+}
+
 impl RuleSet {
     /// Reads and validates a rules file; `env` looks up webhook tokens (`std::env::var` in the
     /// binary, a map in tests).
@@ -321,21 +352,8 @@ impl RuleSet {
         let mut rules = Vec::new();
         let mut names = HashSet::new();
         for spanned in raw.rule {
-            let line = line_of(text, spanned.span().start);
-            let table = spanned.into_inner();
-            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
-            let item = Some(match &name {
-                Some(n) => format!("rule {n:?}"),
-                None => "rule".to_owned(),
-            });
-            let r: RawRule = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
-                Ok(r) => r,
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let field = (path != ".").then_some(path);
-                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
-                    continue;
-                }
+            let Some((r, line, item)) = raw_table::<RawRule>(file, text, spanned, "rule", &mut errors) else {
+                continue;
             };
             let before = errors.len();
             let mut report = |field: &str, message: String| {
@@ -358,21 +376,8 @@ impl RuleSet {
 
         let mut detectors = Vec::new();
         for spanned in raw.detector {
-            let line = line_of(text, spanned.span().start);
-            let table = spanned.into_inner();
-            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
-            let item = Some(match &name {
-                Some(n) => format!("detector {n:?}"),
-                None => "detector".to_owned(),
-            });
-            let d: RawDetector = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
-                Ok(d) => d,
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let field = (path != ".").then_some(path);
-                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
-                    continue;
-                }
+            let Some((d, line, item)) = raw_table::<RawDetector>(file, text, spanned, "detector", &mut errors) else {
+                continue;
             };
             let before = errors.len();
             let mut report = |field: &str, message: String| {
@@ -401,21 +406,8 @@ impl RuleSet {
         let mut webhooks = Vec::new();
         let mut hook_names = HashSet::new();
         for spanned in raw.webhook {
-            let line = line_of(text, spanned.span().start);
-            let table = spanned.into_inner();
-            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
-            let item = Some(match &name {
-                Some(n) => format!("webhook {n:?}"),
-                None => "webhook".to_owned(),
-            });
-            let w: RawWebhook = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
-                Ok(w) => w,
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let field = (path != ".").then_some(path);
-                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
-                    continue;
-                }
+            let Some((w, line, item)) = raw_table::<RawWebhook>(file, text, spanned, "webhook", &mut errors) else {
+                continue;
             };
             let before = errors.len();
             let mut report = |field: &str, message: String| {
@@ -460,21 +452,8 @@ impl RuleSet {
         }
         let mut emails = Vec::new();
         for spanned in raw.email {
-            let line = line_of(text, spanned.span().start);
-            let table = spanned.into_inner();
-            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
-            let item = Some(match &name {
-                Some(n) => format!("email {n:?}"),
-                None => "email".to_owned(),
-            });
-            let m: RawEmail = match serde_path_to_error::deserialize(toml::Value::Table(table)) {
-                Ok(m) => m,
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let field = (path != ".").then_some(path);
-                    errors.push(err(Some(line), item, field.as_deref(), e.inner().message().to_owned()));
-                    continue;
-                }
+            let Some((m, line, item)) = raw_table::<RawEmail>(file, text, spanned, "email", &mut errors) else {
+                continue;
             };
             let before = errors.len();
             let mut report = |field: &str, message: String| {
