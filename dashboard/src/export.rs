@@ -1,9 +1,8 @@
 //! `GET /risk/export?format=csv|xlsx|geojson` and the risk table's filters: the ranking as
 //! planners take it to Excel and to GIS. Export permission (engineer, planner, admin).
 //!
-//! The renewal plan's exports (`/plan/export`) will share these writers once the plan exists;
-//! until then the ranking is what is exported. CSV is `/risk.csv` (UTF-8 with a BOM); XLSX
-//! has a bold, frozen header row and an autofilter; GeoJSON is a FeatureCollection of the
+//! The renewal plan's exports are in `plan.rs` (their rows are schedules, not rankings).
+//! CSV is `/risk.csv` (UTF-8 with a BOM); XLSX has a bold, frozen header row and an autofilter; GeoJSON is a FeatureCollection of the
 //! mains' midpoints (WGS 84; null geometry where the register has none). No PDF yet.
 
 use axum::Extension;
