@@ -12,8 +12,8 @@
 //! (`tests/conformance.rs`) runs against each. This crate does not poll devices, retry writes
 //! or buffer readings: the collector owns that.
 //!
-//! Alerts (`alerts`) and accounts (`accounts`) always live in a SQLite file, whichever backend
-//! holds the readings.
+//! Alerts (`alerts`), the planned-works register (`works`) and accounts (`accounts`) always
+//! live in a SQLite file, whichever backend holds the readings.
 
 use std::sync::Arc;
 
@@ -33,6 +33,7 @@ pub mod sqlite;
 mod sqlite_file;
 mod url;
 mod validate;
+pub mod works;
 
 pub use accounts::{AccountStore, Role, SqliteAccounts, UserName};
 pub use alerts::{AlertQuery, AlertStore, SqliteAlerts};
@@ -42,6 +43,7 @@ pub use risk::{RiskStore, SqliteRisk};
 pub use settings::{SettingsStore, SqliteSettings};
 pub use sqlite::SqliteStore;
 pub use url::StoreUrl;
+pub use works::{NewWork, PlannedWork, SqliteWorks, WorkKind, WorksStore};
 
 /// Writes readings. A batch is all or nothing: either every reading is accepted or the call
 /// fails and nothing of the batch is stored. Writing the same (device, point, time) again
