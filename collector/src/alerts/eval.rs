@@ -29,6 +29,9 @@ pub struct Rule {
     /// Message texts; `{value}` is replaced by the value that raised the alert.
     pub message_en: String,
     pub message_ja: String,
+    /// Planned works of this kind on the rule's asset (or device) make its condition clear:
+    /// status bits during a planned pump stop are not a failure (`quiet_during`).
+    pub quiet_during: Option<store::WorkKind>,
 }
 
 /// The condition of a rule.
@@ -119,6 +122,8 @@ pub struct Evaluator {
     rules: Vec<Rule>,
     states: Vec<State>,
     by_device: HashMap<DeviceId, Vec<usize>>,
+    /// Per rule, the planned windows `[from, to)` in which its condition counts as clear.
+    quiet: Vec<Vec<(DateTime<Utc>, DateTime<Utc>)>>,
 }
 
 fn exceeds(d: chrono::TimeDelta, limit: Duration) -> bool {
@@ -136,7 +141,23 @@ impl Evaluator {
             .iter()
             .map(|_| State { phase: Phase::Idle, cond: false, value: None, prev: None, flat: None, last_good: start })
             .collect();
-        Evaluator { rules, states, by_device }
+        let quiet = vec![Vec::new(); rules.len()];
+        Evaluator { rules, states, by_device, quiet }
+    }
+
+    /// Takes the planned-works register (a snapshot): each rule with `quiet_during` keeps the
+    /// windows of works of that kind on its asset or device.
+    pub fn set_works(&mut self, works: &[store::PlannedWork]) {
+        for (rule, quiet) in self.rules.iter().zip(&mut self.quiet) {
+            quiet.clear();
+            let Some(kind) = rule.quiet_during else { continue };
+            quiet.extend(
+                works
+                    .iter()
+                    .filter(|w| w.kind == kind && (w.target == rule.asset || w.target == rule.device.as_str()))
+                    .map(|w| (w.from, w.to)),
+            );
+        }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -205,7 +226,11 @@ impl Evaluator {
                 (Kind::Bits { mask }, true, Some(v)) => Some((v as i64 as u64) & u64::from(*mask) != 0),
                 (Kind::Nonzero, true, Some(v)) => Some(v != 0.0),
             };
-            if let Some(cond) = cond {
+            // During planned works the rule is quiet about (a pump stopped for maintenance),
+            // its condition is clear: an alert raised before ends, and a condition that
+            // outlasts the works is raised when they end.
+            let quiet = self.quiet[i].iter().any(|(from, to)| *from <= r.time && r.time < *to);
+            if let Some(cond) = cond.map(|c| c && !quiet) {
                 if cond {
                     s.value = v;
                 }
@@ -310,6 +335,7 @@ mod tests {
             off_delay: Duration::from_secs(off_delay_s),
             message_en,
             message_ja,
+            quiet_during: None,
         }
     }
 
@@ -340,6 +366,52 @@ mod tests {
                 Transition::Clear { at, .. } => ('C', (*at - t0()).num_milliseconds() as f64 / 1000.0),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_fault_during_planned_pump_maintenance_is_quiet_and_one_outlasting_it_is_raised() {
+        let work = |kind, target: &str, from: f64, to: f64| store::PlannedWork {
+            id: 1,
+            target: target.into(),
+            kind,
+            from: at(from),
+            to: at(to),
+            by: "suzuki".into(),
+            note: None,
+            created: t0(),
+        };
+        let quiet = Rule { quiet_during: Some(store::WorkKind::PumpMaintenance), ..rule(Kind::Nonzero, 0, 10) };
+        let feed = |rule: Rule, works: &[store::PlannedWork], fault: &dyn Fn(f64) -> f64| {
+            let mut e = Evaluator::new(vec![rule], t0());
+            e.set_works(works);
+            let mut out = Vec::new();
+            for s in 0..600 {
+                e.on_reading(&reading(s as f64, fault(s as f64)), &mut out);
+                e.on_tick(at(s as f64), &mut out);
+            }
+            out.iter()
+                .map(|t| match t {
+                    Transition::Raise { at, .. } => ('R', (*at - t0()).num_seconds()),
+                    Transition::Repeat { at, .. } => ('P', (*at - t0()).num_seconds()),
+                    Transition::Clear { at, .. } => ('C', (*at - t0()).num_seconds()),
+                })
+                .collect::<Vec<_>>()
+        };
+        // Fault code 3 from 100 s to 200 s, while the pump is stopped for maintenance 50-300 s.
+        let stop = |s: f64| if (100.0..200.0).contains(&s) { 3.0 } else { 0.0 };
+        let planned = [work(store::WorkKind::PumpMaintenance, "dma01", 50.0, 300.0)];
+        assert_eq!(feed(quiet.clone(), &planned, &stop), []);
+        // The fault stays after the works end at 300 s: raised then.
+        let stays = |s: f64| if s >= 100.0 { 3.0 } else { 0.0 };
+        assert_eq!(feed(quiet.clone(), &planned, &stays), [('R', 300)]);
+        // Other kinds of work, other assets, and rules without `quiet_during` are not quiet.
+        for (rule, works) in [
+            (quiet.clone(), [work(store::WorkKind::Flushing, "dma01", 50.0, 300.0)]),
+            (quiet.clone(), [work(store::WorkKind::PumpMaintenance, "ps09", 50.0, 300.0)]),
+            (rule(Kind::Nonzero, 0, 10), planned.clone()),
+        ] {
+            assert_eq!(feed(rule, &works, &stop), [('R', 100), ('C', 210)]);
+        }
     }
 
     /// A deterministic wobble in [-1, 1] (no RNG needed for a test of hysteresis).

@@ -30,8 +30,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use model::{NewAlert, PointName, Reading};
 use store::alerts::Resolution;
-use store::{AlertStore, StoreError};
-use tokio::sync::{Notify, mpsc};
+use store::{AlertStore, PlannedWork, StoreError, WorksStore};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,11 +51,13 @@ const CHANNEL_CYCLES: usize = 256;
 /// without a point).
 pub const ANY_POINT: &str = "_device";
 
-/// What the collector needs to evaluate alerts: the rules and where alerts live.
+/// What the collector needs to evaluate alerts: the rules, where alerts live, and the
+/// planned-works register if there is one.
 #[derive(Clone)]
 pub struct Alerting {
     pub rules: RuleSet,
     pub store: Arc<dyn AlertStore>,
+    pub works: Option<Arc<dyn WorksStore>>,
 }
 
 impl std::fmt::Debug for Alerting {
@@ -82,7 +84,7 @@ pub(crate) async fn start(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<Running, StoreError> {
-    let Alerting { rules: set, store } = alerting;
+    let Alerting { rules: set, store, works } = alerting;
     // A webhook seen for the first time starts at the newest change: it is not sent the whole
     // history. This happens before the engine runs, so nothing the engine records is missed.
     let targets: Vec<notify::Target> = set
@@ -107,7 +109,11 @@ pub(crate) async fn start(
     let mut engine = Engine::new(&set, store, metrics, Utc::now()).await?;
     engine.wake = wake;
     let (tx, rx) = mpsc::channel(CHANNEL_CYCLES);
-    let engine = tokio::spawn(engine.run(rx, tick));
+    let (works_tx, works_rx) = watch::channel(Arc::<[PlannedWork]>::from(Vec::new()));
+    if let Some(works) = works {
+        tokio::spawn(refresh_works(works, works_tx, cancel.clone()));
+    }
+    let engine = tokio::spawn(engine.run(rx, works_rx, tick));
     Ok(Running { tx, engine, notifiers })
 }
 
@@ -140,6 +146,12 @@ impl Core {
 
     pub fn on_tick(&mut self, now: DateTime<Utc>, out: &mut Vec<Transition>) {
         self.evaluator.on_tick(now, out);
+    }
+
+    /// Takes a new snapshot of the planned-works register.
+    pub fn set_works(&mut self, works: &[PlannedWork]) {
+        self.evaluator.set_works(works);
+        self.detectors.set_works(works);
     }
 }
 
@@ -225,11 +237,26 @@ impl Engine {
         }
     }
 
-    /// Evaluates readings until the channel closes (the appender has stopped).
-    async fn run(mut self, mut rx: mpsc::Receiver<Arc<Vec<Reading>>>, tick: Duration) {
+    /// Takes a new snapshot of the planned-works register.
+    pub fn set_works(&mut self, works: &[PlannedWork]) {
+        self.core.set_works(works);
+    }
+
+    /// Evaluates readings until the channel closes (the appender has stopped). A new
+    /// snapshot of the planned-works register is taken between batches, never waited for.
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Arc<Vec<Reading>>>,
+        mut works: watch::Receiver<Arc<[PlannedWork]>>,
+        tick: Duration,
+    ) {
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if works.has_changed().unwrap_or(false) {
+                let snapshot = works.borrow_and_update().clone();
+                self.set_works(&snapshot);
+            }
             tokio::select! {
                 batch = rx.recv() => {
                     let Some(batch) = batch else { break };
@@ -307,6 +334,43 @@ impl Engine {
             }
         }
         None
+    }
+}
+
+/// How often the planned-works register is read again: entries are planned hours or days
+/// ahead, and a crew that enters work as it starts waits at most this long.
+const WORKS_REFRESH: Duration = Duration::from_secs(60);
+
+/// The register entries a snapshot holds: those overlapping a day back and a week ahead.
+fn works_span(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (now - chrono::Duration::days(1), now + chrono::Duration::days(7))
+}
+
+/// Reads the planned-works register every [`WORKS_REFRESH`] and publishes a snapshot to the
+/// engine when it changed. A failed read keeps the last snapshot (logged): the register being
+/// unreadable must not stop alerting, and the previous plan is the best guess.
+async fn refresh_works(store: Arc<dyn WorksStore>, tx: watch::Sender<Arc<[PlannedWork]>>, cancel: CancellationToken) {
+    let mut interval = tokio::time::interval(WORKS_REFRESH);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let (from, to) = works_span(Utc::now());
+        match store.works(from, to).await {
+            Ok(list) => {
+                tx.send_if_modified(|old| {
+                    let changed = **old != *list;
+                    if changed {
+                        info!(entries = list.len(), "planned works register read");
+                        *old = Arc::from(list);
+                    }
+                    changed
+                });
+            }
+            Err(e) => warn!(error = %e, "cannot read the planned works register; keeping the last snapshot"),
+        }
     }
 }
 

@@ -154,6 +154,9 @@ struct RawDetector {
     flushing_max_min: Option<f64>,
     burst_confirm_min: Option<f64>,
     flushing_hours: Option<[f64; 2]>,
+    /// Whether the planned-works register explains flushing (burst; default true).
+    planned_works: Option<bool>,
+    planned_margin_min: Option<f64>,
     utc_offset_h: Option<f64>,
     /// `device/point` of the wet-well level (sewer).
     level: Option<String>,
@@ -242,6 +245,9 @@ struct RawRule {
     off_delay_s: f64,
     message_en: Option<String>,
     message_ja: Option<String>,
+    /// A kind of planned works (`pump_maintenance`) during which, on the rule's asset or
+    /// device, the condition is not a failure.
+    quiet_during: Option<String>,
 }
 
 /// One `[[webhook]]` table.
@@ -576,6 +582,8 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
         ("flushing_max_min", d.flushing_max_min.is_some()),
         ("burst_confirm_min", d.burst_confirm_min.is_some()),
         ("flushing_hours", d.flushing_hours.is_some()),
+        ("planned_works", d.planned_works.is_some()),
+        ("planned_margin_min", d.planned_margin_min.is_some()),
     ];
     let leak_fields = [
         ("night_hours", d.night_hours.is_some()),
@@ -764,8 +772,12 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
             positive("flushing_max_min", d.flushing_max_min, &mut flushing_min);
             let mut confirm_min = p.burst_confirm.as_secs_f64() / 60.0;
             positive("burst_confirm_min", d.burst_confirm_min, &mut confirm_min);
+            let mut margin_min = p.planned_margin.as_secs_f64() / 60.0;
+            positive("planned_margin_min", d.planned_margin_min, &mut margin_min);
             p.flushing_max = seconds("flushing_max_min", flushing_min * 60.0, report);
             p.burst_confirm = seconds("burst_confirm_min", confirm_min * 60.0, report);
+            p.planned_margin = seconds("planned_margin_min", margin_min * 60.0, report);
+            p.planned_works = d.planned_works.unwrap_or(p.planned_works);
             if let Some([from, to]) = d.flushing_hours {
                 if (0.0..=24.0).contains(&from) && (0.0..=24.0).contains(&to) && from <= to {
                     p.flushing_hours = (from, to);
@@ -875,6 +887,14 @@ fn check_rule(r: RawRule, report: &mut dyn FnMut(&str, String)) -> Option<Rule> 
     let on_delay = seconds("on_delay_s", r.on_delay_s, report);
     let off_delay = seconds("off_delay_s", r.off_delay_s, report);
     let (default_en, default_ja) = kind.default_messages();
+    let quiet_during = match r.quiet_during.as_deref().map(str::parse::<store::WorkKind>) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            report("quiet_during", e);
+            None
+        }
+    };
     Some(Rule {
         name: r.name,
         device: r.device,
@@ -886,6 +906,7 @@ fn check_rule(r: RawRule, report: &mut dyn FnMut(&str, String)) -> Option<Rule> 
         off_delay,
         message_en: r.message_en.unwrap_or(default_en),
         message_ja: r.message_ja.unwrap_or(default_ja),
+        quiet_during,
     })
 }
 

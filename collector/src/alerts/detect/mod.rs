@@ -77,6 +77,9 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
     fn outputs(&self) -> Vec<Rule>;
     /// One good or bad reading of input `input`.
     fn on_reading(&mut self, input: usize, r: &Reading, out: &mut Vec<Signal>);
+    /// A new snapshot of the planned-works register (all entries near now). Detectors that
+    /// do not care about planned works ignore it.
+    fn set_works(&mut self, _works: &[store::PlannedWork]) {}
 }
 
 /// An output rule of a detector: lifecycle delays are zero because detectors confirm their
@@ -100,6 +103,7 @@ pub(crate) fn output(
         off_delay: std::time::Duration::ZERO,
         message_en: en.to_owned(),
         message_ja: ja.to_owned(),
+        quiet_during: None,
     }
 }
 
@@ -141,6 +145,13 @@ impl Detectors {
             list.push(det);
         }
         (Detectors { list, first_rule: firsts, by_input, signals: Vec::new() }, rules)
+    }
+
+    /// Hands a new snapshot of the planned-works register to every detector.
+    pub fn set_works(&mut self, works: &[store::PlannedWork]) {
+        for d in &mut self.list {
+            d.set_works(works);
+        }
     }
 
     /// Feeds one reading to the detectors that read its point; `set` receives (evaluator rule
