@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use collector::{Alerting, RuleSet};
 use model::{AlertState, Severity};
 use store::alerts::Resolution;
-use store::{AlertQuery, AlertStore, SqliteAlerts};
+use store::{AlertQuery, AlertStore, SqliteAlerts, SqliteWorks};
 
 /// The demo city's rules, shipped in the binary so `mizumori demo` needs no file.
 const DEMO_RULES: &str = include_str!("../rules/demo.toml");
@@ -117,7 +117,10 @@ pub async fn setup(rules: &Path, store: &str, accounts: Option<&Path>) -> anyhow
     let path = crate::user::accounts_path(Some(store), accounts)?;
     let alerts =
         SqliteAlerts::open(&path).await.with_context(|| format!("opening the alerts in {}", path.display()))?;
-    Ok(Alerting { rules: set, store: Arc::new(alerts) })
+    let works = SqliteWorks::open(&path)
+        .await
+        .with_context(|| format!("opening the planned works register in {}", path.display()))?;
+    Ok(Alerting { rules: set, store: Arc::new(alerts), works: Some(Arc::new(works)) })
 }
 
 /// The demo's rules (`rules/demo.toml`, compiled in).
@@ -129,7 +132,10 @@ pub fn demo_rules() -> anyhow::Result<RuleSet> {
 pub async fn demo(db: &Path) -> anyhow::Result<Alerting> {
     let set = RuleSet::parse(Path::new("rules/demo.toml"), DEMO_RULES, &|k| std::env::var(k).ok())?;
     let alerts = SqliteAlerts::open(db).await.with_context(|| format!("opening the alerts in {}", db.display()))?;
-    Ok(Alerting { rules: set, store: Arc::new(alerts) })
+    let works = SqliteWorks::open(db)
+        .await
+        .with_context(|| format!("opening the planned works register in {}", db.display()))?;
+    Ok(Alerting { rules: set, store: Arc::new(alerts), works: Some(Arc::new(works)) })
 }
 
 fn time(t: chrono::DateTime<Utc>) -> String {

@@ -103,6 +103,8 @@ pub enum Command {
     },
     /// List, acknowledge, resolve and shelve alerts.
     Alerts(crate::alerts::AlertsArgs),
+    /// Enter, list and remove planned works (flushing, valve work, pump maintenance).
+    Works(crate::works::WorksArgs),
     /// Manage the dashboard's users.
     User(crate::user::UserArgs),
     /// Print the readings of one point: time,device,point,value,quality.

@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::User(args) => crate::user::run(args).await,
             Command::Alerts(args) => crate::alerts::run(args).await,
+            Command::Works(args) => crate::works::run(args).await,
             Command::Readings { store, device, point, since, format, limit } => {
                 readings(&store, &device, &point, since, format, limit).await
             }

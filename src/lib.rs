@@ -11,5 +11,6 @@ mod risk;
 mod risk_demo;
 mod shutdown;
 mod user;
+mod works;
 
 pub use commands::run;

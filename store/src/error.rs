@@ -34,7 +34,7 @@ pub enum StoreError {
     #[error("alert {id} is {state}: cannot {action} it")]
     AlertTransition { id: i64, state: &'static str, action: &'static str },
 
-    #[error("planned work, field `{field}`: {value:?} {reason}")]
+    #[error("planned work, field `{field}`: {value:?}: {reason}")]
     InvalidWork { field: &'static str, value: String, reason: String },
 
     #[error("cannot read secret from {path}: {source}")]
