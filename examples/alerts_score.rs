@@ -17,11 +17,28 @@ async fn main() -> anyhow::Result<()> {
     // Monday 08:00 JST: the scenario's scripted events (flushing at +1 h, a burst at +2.5 h, a
     // pump trip at +4 h) fall in a working day, and a week has its weekend.
     let start = "2026-04-05T23:00:00Z".parse()?;
-    let opts = ScoreOptions { days, seed, start, poll_s: 1, store_path: dir.path().join("alerts.sqlite") };
-    let started = std::time::Instant::now();
-    let s = score::run(&scenario, &rules, &opts).await?;
-    println!("scenario demo, seed {seed}, start {start}, {days} simulated days, poll every {} s", opts.poll_s);
-    println!("{}", s.table());
+    // Both modes: with the planned-works register (the flushing programme entered), and
+    // without (duration and time of day decide), unless MODES says only one.
+    let modes = std::env::var("MODES").unwrap_or_else(|_| "register none".to_owned());
+    for mode in modes.split_whitespace() {
+        let planned_works = match mode {
+            "register" => true,
+            "none" => false,
+            other => anyhow::bail!("MODES: unknown mode {other:?}; use register and/or none"),
+        };
+        let store_path = dir.path().join(format!("alerts-{mode}.sqlite"));
+        let opts = ScoreOptions { days, seed, start, poll_s: 1, store_path, planned_works };
+        let started = std::time::Instant::now();
+        let s = score::run(&scenario, &rules, &opts).await?;
+        println!("scenario demo, seed {seed}, start {start}, {days} simulated days, poll every {} s", opts.poll_s);
+        println!("{}", s.table());
+        print_verbose(&s);
+        eprintln!("run ({mode}) took {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn print_verbose(s: &score::Score) {
     if std::env::var_os("SCORE_VERBOSE").is_some() {
         for e in &s.events {
             println!("event {:?} {} {:?} {} .. {} mag {:.1}", e.kind, e.target, e.pump, e.start, e.end, e.magnitude);
@@ -33,6 +50,4 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    eprintln!("run took {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
 }

@@ -187,8 +187,9 @@ flow = "fm02/flow"
 pressure = "pl02/pressure"
 "#;
 
-#[tokio::test(flavor = "current_thread")]
-async fn bursts_and_trips_are_found_fast_and_flushing_is_not_a_burst() {
+/// Runs the scripted scenario with or without the planned-works register; returns the score
+/// and a report for assertion messages.
+async fn scripted(planned_works: bool) -> (score::Score, String) {
     let scenario = Scenario::parse(Path::new("alerts-score.toml"), SCENARIO).expect("the test scenario parses");
     let rules = RuleSet::parse(Path::new("rules.toml"), RULES, &|_| None).expect("the test rules parse");
     let dir = tempfile::tempdir().unwrap();
@@ -198,11 +199,42 @@ async fn bursts_and_trips_are_found_fast_and_flushing_is_not_a_burst() {
         start: "2026-04-06T23:00:00Z".parse().unwrap(),
         poll_s: 1,
         store_path: dir.path().join("alerts.sqlite"),
+        planned_works,
     };
     let s = score::run(&scenario, &rules, &opts).await.unwrap();
-    let report =
-        format!("{}\nalerts: {:#?}", s.table(), s.alerts.iter().map(|a| (&a.rule, a.first_seen)).collect::<Vec<_>>());
+    let report = format!(
+        "{}\nalerts: {:#?}",
+        s.table(),
+        s.alerts.iter().map(|a| (&a.rule, a.first_seen, a.resolved_at)).collect::<Vec<_>>()
+    );
+    (s, report)
+}
 
+/// Issue #5 with the planned-works register: the two flushings are the utility's own
+/// programme, entered before the run.
+#[tokio::test(flavor = "current_thread")]
+async fn with_planned_works_bursts_are_critical_within_five_minutes_and_flushing_is_not_a_burst() {
+    let (s, report) = scripted(true).await;
+    let bursts = s.row(EventKind::Burst).unwrap();
+    assert_eq!((bursts.events, bursts.detected), (2, 2), "{report}");
+    assert_eq!(bursts.ttd_critical_min.len(), 2, "every burst is a critical burst\n{report}");
+    let ttd = median(&bursts.ttd_critical_min).unwrap();
+    assert!(ttd < 5.0, "median time to a critical burst alert {ttd} min\n{report}");
+    let trips = s.row(EventKind::PumpTrip).unwrap();
+    assert_eq!((trips.events, trips.detected), (2, 2), "{report}");
+    assert!(trips.ttd_min.iter().all(|t| *t < 1.0), "{report}");
+    assert_eq!(s.flushing_as_burst, 0, "no critical burst alert overlaps a flushing\n{report}");
+    assert_eq!(s.row(EventKind::HydrantFlushing).unwrap().detected, 2, "flushing is seen, as planned works\n{report}");
+    assert!(s.alerts.iter().any(|a| a.rule == "dma01_burst_planned_works" && a.severity == Severity::Info), "{report}");
+    assert!(s.false_per_day(Some(Severity::Critical)) < 1.0, "{report}");
+}
+
+/// Without a register the detector falls back on duration and time of day: every rise is
+/// reported within minutes (major), flushing never becomes a critical burst, and a burst is
+/// critical later (10 minutes at night, an hour in flushing hours).
+#[tokio::test(flavor = "current_thread")]
+async fn without_a_register_rises_are_found_fast_and_flushing_is_not_a_burst() {
+    let (s, report) = scripted(false).await;
     let bursts = s.row(EventKind::Burst).unwrap();
     assert_eq!((bursts.events, bursts.detected), (2, 2), "{report}");
     let ttd = median(&bursts.ttd_min).unwrap();
@@ -275,6 +307,7 @@ async fn growing_night_flow_is_found_within_days_and_nothing_before_it() {
         // Minute means are all the detector uses; polling every 10 s keeps the run short.
         poll_s: 10,
         store_path: dir.path().join("alerts.sqlite"),
+        planned_works: true,
     };
     let s = score::run(&scenario, &rules, &opts).await.unwrap();
     let report =
