@@ -1019,6 +1019,31 @@ on_delay_s = 60
     }
 
     #[test]
+    fn planned_works_settings_parse_and_name_bad_values() {
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let quiet = GOOD.replace("asset = \"ps02\"", "asset = \"ps02\"\nquiet_during = \"pump_maintenance\"");
+        let set = RuleSet::parse(Path::new("rules.toml"), &quiet, &env).unwrap();
+        assert_eq!(set.rules[0].quiet_during, Some(store::WorkKind::PumpMaintenance));
+        assert_eq!(set.rules[1].quiet_during, None);
+        check_err(
+            &quiet.replace("\"pump_maintenance\"", "\"maintenance\""),
+            &[r#"rules.toml:8: rule "ps02_p1_trip", field `quiet_during`: unknown kind of work "maintenance""#],
+        );
+        let burst = "\n[[detector]]\nname = \"dma01_burst\"\nkind = \"burst\"\nasset = \"dma01\"\nflow = \"fm01/flow\"\npressure = \"pl01/pressure\"\n";
+        let set = RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{burst}"), &env).unwrap();
+        let DetectorKind::Burst(p) = &set.detectors[0].kind else { panic!("{:?}", set.detectors[0]) };
+        assert_eq!((p.planned_works, p.planned_margin), (true, Duration::from_secs(900)), "the defaults");
+        let off = format!("{GOOD}{burst}planned_works = false\nplanned_margin_min = 30\n");
+        let set = RuleSet::parse(Path::new("rules.toml"), &off, &env).unwrap();
+        let DetectorKind::Burst(p) = &set.detectors[0].kind else { panic!("{:?}", set.detectors[0]) };
+        assert_eq!((p.planned_works, p.planned_margin), (false, Duration::from_secs(1800)));
+        check_err(
+            &format!("{GOOD}{burst}planned_margin_min = -5\n"),
+            &[r#"rules.toml:27: detector "dma01_burst", field `planned_margin_min`: -5 must be a positive number"#],
+        );
+    }
+
+    #[test]
     fn leak_detectors_parse_and_name_bad_fields() {
         let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
         let leak = "\n[[detector]]\nname = \"dma01\"\nkind = \"leak\"\nasset = \"dma01\"\nflow = \"fm01/flow\"\nnight_hours = [1.5, 4]\nk_sigma = 5\n";
