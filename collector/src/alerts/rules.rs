@@ -173,6 +173,10 @@ struct RawDetector {
     zone_c_mm_s: Option<f64>,
     zone_d_mm_s: Option<f64>,
     cavitation_ratio: Option<f64>,
+    /// `device/point` of the pump's bearing temperature, °C (pump, optional).
+    bearing_temperature: Option<String>,
+    bearing_excess_k: Option<f64>,
+    thermal_lag_min: Option<f64>,
     /// Night window for the minimum night flow, local hours [from, to) (leak).
     night_hours: Option<[f64; 2]>,
     baseline_nights: Option<u32>,
@@ -604,6 +608,9 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
         ("zone_c_mm_s", d.zone_c_mm_s.is_some()),
         ("zone_d_mm_s", d.zone_d_mm_s.is_some()),
         ("cavitation_ratio", d.cavitation_ratio.is_some()),
+        ("bearing_temperature", d.bearing_temperature.is_some()),
+        ("bearing_excess_k", d.bearing_excess_k.is_some()),
+        ("thermal_lag_min", d.thermal_lag_min.is_some()),
     ];
     let (kind_name, foreign): (&str, Vec<&[(&str, bool)]>) = match d.kind {
         RawDetectorKind::Burst => ("burst", vec![&sewer_fields, &pump_fields, &leak_fields]),
@@ -685,10 +692,15 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
             let frequency = need("frequency", &d.frequency);
             let (Some(vibration), Some(frequency)) = (vibration, frequency) else { return None };
             let mut p = PumpParams::new(vibration, frequency);
+            if let Some(t) = &d.bearing_temperature {
+                p.bearing_temperature = Some(input("bearing_temperature", t, report)?);
+            }
             for (field, v, slot) in [
                 ("zone_c_mm_s", d.zone_c_mm_s, &mut p.zone_c_mm_s),
                 ("zone_d_mm_s", d.zone_d_mm_s, &mut p.zone_d_mm_s),
                 ("cavitation_ratio", d.cavitation_ratio, &mut p.cavitation_ratio),
+                ("bearing_excess_k", d.bearing_excess_k, &mut p.bearing_excess_k),
+                ("thermal_lag_min", d.thermal_lag_min, &mut p.thermal_lag_min),
             ] {
                 if let Some(v) = v {
                     if v.is_finite() && v > 0.0 {
