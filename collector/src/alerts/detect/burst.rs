@@ -227,8 +227,12 @@ impl Burst {
                 if self.rising >= CONFIRM {
                     self.next_check = Duration::ZERO;
                     let planned = self.planned_until(at);
-                    // With a register, a step nobody planned is a burst at once.
-                    let burst = self.params.planned_works && planned.is_none();
+                    // With a register, a step nobody planned is a burst at once, unless earlier
+                    // days of the same kind say the flow is about usual for this time of day
+                    // (demand that wandered down and came back): that stays a flow rise, and
+                    // the checks against earlier days below decide it as without a register.
+                    let usual = self.normal.expected(at).is_some_and(|e| q_now - e < rise / 2.0);
+                    let burst = self.params.planned_works && planned.is_none() && !usual;
                     self.state = State::Step { size: rise, drop, since: at, burst, planned };
                     self.rising = 0;
                     self.track(NOW.1, rise, drop);
