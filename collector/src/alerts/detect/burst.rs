@@ -612,4 +612,53 @@ mod tests {
         let planned_end = 3600 + 45 * 60;
         assert!((planned_end..planned_end + 60).contains(&got[2].0), "a burst at {} s: {got:?}", got[2].0);
     }
+
+    /// Feeds `days` of readings every 5 s from Wednesday 2026-04-01 00:00 JST: a flat 100 m³/h
+    /// (with 2 % noise) plus `extra(s)`, pressure falling with flow². Returns the signals
+    /// after `from_s` as (second, output, condition).
+    fn run_days(d: &mut Burst, days: i64, from_s: i64, extra: impl Fn(i64) -> f64) -> Vec<(i64, usize, bool)> {
+        let t0 = jst(0);
+        let (mut out, mut got) = (Vec::new(), Vec::new());
+        for s in (0..days * 86_400).step_by(5) {
+            let t = t0 + chrono::Duration::seconds(s);
+            let q = 100.0 * (1.0 + 0.02 * wobble(s)) + extra(s);
+            let p = 4.0 - 0.0981 * 12.0 * (q / 250.0).powi(2);
+            d.on_reading(
+                0,
+                &Reading::good(DeviceId::new("fm01").unwrap(), PointName::new("flow").unwrap(), t, q),
+                &mut out,
+            );
+            d.on_reading(
+                1,
+                &Reading::good(DeviceId::new("pl01").unwrap(), PointName::new("pressure").unwrap(), t, p),
+                &mut out,
+            );
+            got.extend(
+                out.drain(..)
+                    .filter(|g| (g.at - t0).num_seconds() >= from_s)
+                    .map(|g| ((g.at - t0).num_seconds(), g.output, g.cond)),
+            );
+        }
+        got
+    }
+
+    #[test]
+    fn with_the_register_flow_coming_back_to_its_usual_level_is_not_a_critical_burst() {
+        // Two weekdays of history, then on Friday at 03:00 the flow dips by 30 m³/h for 40
+        // minutes (a valve closed and opened again) and comes back at once: a step up with a
+        // pressure drop, but to the flow of earlier days at this hour.
+        let day = 86_400;
+        let friday_3h = 2 * day + 3 * 3600;
+        let dip = |s: i64| if (friday_3h - 2400..friday_3h).contains(&s) { -30.0 } else { 0.0 };
+        let mut d = registered(0, &[]);
+        let got = run_days(&mut d, 3, 2 * day, dip);
+        assert!(!got.iter().any(|g| g.1 == BURST && g.2), "no critical burst: {got:?}");
+        assert!(got.iter().any(|g| (g.1, g.2) == (RISE, true) && g.0 >= friday_3h), "seen as a flow rise: {got:?}");
+        // A real burst of the same size at the same hour is above the usual flow: critical.
+        let burst = |s: i64| if s >= friday_3h { 30.0 } else { 0.0 };
+        let mut d = registered(0, &[]);
+        let got = run_days(&mut d, 3, 2 * day, burst);
+        let critical = got.iter().find(|g| (g.1, g.2) == (BURST, true)).expect("a critical burst");
+        assert!((friday_3h..friday_3h + 300).contains(&critical.0), "{got:?}");
+    }
 }
