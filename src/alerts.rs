@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use collector::{Alerting, RuleSet};
 use model::{AlertState, Severity};
 use store::alerts::Resolution;
-use store::{AlertQuery, AlertStore, SqliteAlerts, SqliteWorks};
+use store::{AlertQuery, AlertStore, SqliteAlerts, SqliteDetectorStates, SqliteWorks};
 
 /// The demo city's rules, shipped in the binary so `mizumori demo` needs no file.
 const DEMO_RULES: &str = include_str!("../rules/demo.toml");
@@ -120,7 +120,10 @@ pub async fn setup(rules: &Path, store: &str, accounts: Option<&Path>) -> anyhow
     let works = SqliteWorks::open(&path)
         .await
         .with_context(|| format!("opening the planned works register in {}", path.display()))?;
-    Ok(Alerting { rules: set, store: Arc::new(alerts), works: Some(Arc::new(works)) })
+    let states = SqliteDetectorStates::open(&path)
+        .await
+        .with_context(|| format!("opening the detector states in {}", path.display()))?;
+    Ok(Alerting { rules: set, store: Arc::new(alerts), works: Some(Arc::new(works)), states: Some(Arc::new(states)) })
 }
 
 /// The demo's rules (`rules/demo.toml`, compiled in).
@@ -135,7 +138,10 @@ pub async fn demo(db: &Path) -> anyhow::Result<Alerting> {
     let works = SqliteWorks::open(db)
         .await
         .with_context(|| format!("opening the planned works register in {}", db.display()))?;
-    Ok(Alerting { rules: set, store: Arc::new(alerts), works: Some(Arc::new(works)) })
+    let states = SqliteDetectorStates::open(db)
+        .await
+        .with_context(|| format!("opening the detector states in {}", db.display()))?;
+    Ok(Alerting { rules: set, store: Arc::new(alerts), works: Some(Arc::new(works)), states: Some(Arc::new(states)) })
 }
 
 fn time(t: chrono::DateTime<Utc>) -> String {

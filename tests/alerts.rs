@@ -97,7 +97,7 @@ async fn a_pump_trip_raises_one_alert_that_survives_a_restart_and_resolves_when_
             store.clone(),
             CollectorOptions::new(dir.path().join("buffer")),
             Arc::new(Metrics::default()),
-            Some(Alerting { rules: rules.clone(), store: alerts.clone(), works: None }),
+            Some(Alerting { rules: rules.clone(), store: alerts.clone(), works: None, states: None }),
             cancel,
         ))
     };

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 pub mod accounts;
 pub mod alerts;
+pub mod detector_state;
 mod error;
 pub mod influx;
 pub mod lineproto;
@@ -37,6 +38,7 @@ pub mod works;
 
 pub use accounts::{AccountStore, Role, SqliteAccounts, UserName};
 pub use alerts::{AlertQuery, AlertStore, SqliteAlerts};
+pub use detector_state::{DetectorState, DetectorStateStore, SqliteDetectorStates};
 pub use error::StoreError;
 pub use influx::{InfluxAuth, InfluxStore};
 pub use risk::{RiskStore, SqliteRisk};

@@ -30,7 +30,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use model::{NewAlert, PointName, Reading};
 use store::alerts::Resolution;
-use store::{AlertStore, PlannedWork, StoreError, WorksStore};
+use store::{AlertStore, DetectorStateStore, PlannedWork, StoreError, WorksStore};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +58,8 @@ pub struct Alerting {
     pub rules: RuleSet,
     pub store: Arc<dyn AlertStore>,
     pub works: Option<Arc<dyn WorksStore>>,
+    /// Where detectors keep what they learned across a restart.
+    pub states: Option<Arc<dyn DetectorStateStore>>,
 }
 
 impl std::fmt::Debug for Alerting {
@@ -84,7 +86,7 @@ pub(crate) async fn start(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<Running, StoreError> {
-    let Alerting { rules: set, store, works } = alerting;
+    let Alerting { rules: set, store, works, states } = alerting;
     // A webhook seen for the first time starts at the newest change: it is not sent the whole
     // history. This happens before the engine runs, so nothing the engine records is missed.
     let targets: Vec<notify::Target> = set
@@ -108,12 +110,15 @@ pub(crate) async fn start(
     let tick = set.tick;
     let mut engine = Engine::new(&set, store, metrics, Utc::now()).await?;
     engine.wake = wake;
+    if let Some(states) = &states {
+        engine.restore_states(states.as_ref()).await;
+    }
     let (tx, rx) = mpsc::channel(CHANNEL_CYCLES);
     let (works_tx, works_rx) = watch::channel(Arc::<[PlannedWork]>::from(Vec::new()));
     if let Some(works) = works {
         tokio::spawn(refresh_works(works, works_tx, cancel.clone()));
     }
-    let engine = tokio::spawn(engine.run(rx, works_rx, tick));
+    let engine = tokio::spawn(engine.run(rx, works_rx, states, tick));
     Ok(Running { tx, engine, notifiers })
 }
 
@@ -152,6 +157,16 @@ impl Core {
     pub fn set_works(&mut self, works: &[PlannedWork]) {
         self.evaluator.set_works(works);
         self.detectors.set_works(works);
+    }
+
+    /// What the detectors learned, to save at `at`.
+    pub fn save_detectors(&self, at: DateTime<Utc>) -> Vec<store::DetectorState> {
+        self.detectors.save(at)
+    }
+
+    /// Gives saved states back to the detectors.
+    pub fn restore_detectors(&mut self, states: &[store::DetectorState]) -> detect::Restored {
+        self.detectors.restore(states)
     }
 }
 
@@ -242,16 +257,48 @@ impl Engine {
         self.core.set_works(works);
     }
 
+    /// Restores what the detectors learned before a restart. A state that cannot be read
+    /// (another format version, a store error) is logged and the detector learns afresh.
+    pub async fn restore_states(&mut self, states: &dyn DetectorStateStore) {
+        match states.load_states().await {
+            Ok(saved) => {
+                let r = self.core.restore_detectors(&saved);
+                if !r.restored.is_empty() {
+                    info!(detectors = r.restored.len(), "detectors resume with what they learned before");
+                }
+                for (name, why) in r.dropped {
+                    warn!(detector = %name, reason = %why, "saved detector state dropped; it learns afresh");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read saved detector states; detectors learn afresh"),
+        }
+    }
+
+    /// Saves what the detectors learned; a failure is logged (the next save may succeed).
+    pub async fn save_states(&self, states: &dyn DetectorStateStore, at: DateTime<Utc>) {
+        let list = self.core.save_detectors(at);
+        if list.is_empty() {
+            return;
+        }
+        if let Err(e) = states.save_states(&list).await {
+            warn!(error = %e, "cannot save detector states");
+        }
+    }
+
     /// Evaluates readings until the channel closes (the appender has stopped). A new
     /// snapshot of the planned-works register is taken between batches, never waited for.
+    /// Detector states are saved every [`STATE_SAVE`] and when the engine stops.
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Arc<Vec<Reading>>>,
         mut works: watch::Receiver<Arc<[PlannedWork]>>,
+        states: Option<Arc<dyn DetectorStateStore>>,
         tick: Duration,
     ) {
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut save = tokio::time::interval_at(tokio::time::Instant::now() + STATE_SAVE, STATE_SAVE);
+        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if works.has_changed().unwrap_or(false) {
                 let snapshot = works.borrow_and_update().clone();
@@ -263,7 +310,15 @@ impl Engine {
                     self.on_readings(&batch).await;
                 }
                 _ = interval.tick() => self.on_tick(Utc::now()).await,
+                _ = save.tick(), if states.is_some() => {
+                    if let Some(states) = &states {
+                        self.save_states(states.as_ref(), Utc::now()).await;
+                    }
+                }
             }
+        }
+        if let Some(states) = &states {
+            self.save_states(states.as_ref(), Utc::now()).await;
         }
     }
 
@@ -336,6 +391,9 @@ impl Engine {
         None
     }
 }
+
+/// How often detector states are saved: a crash loses at most this much learning.
+const STATE_SAVE: Duration = Duration::from_secs(300);
 
 /// How often the planned-works register is read again: entries are planned hours or days
 /// ahead, and a crew that enters work as it starts waits at most this long.

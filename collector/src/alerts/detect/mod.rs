@@ -80,6 +80,27 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
     /// A new snapshot of the planned-works register (all entries near now). Detectors that
     /// do not care about planned works ignore it.
     fn set_works(&mut self, _works: &[store::PlannedWork]) {}
+    /// The version of the format `save` writes; a saved state of another version is dropped.
+    fn state_version(&self) -> u32 {
+        0
+    }
+    /// What the detector learned, to survive a restart; `None` for a detector that keeps
+    /// nothing worth saving.
+    fn save(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Takes back what `save` returned (of the same version).
+    fn restore(&mut self, _state: serde_json::Value) -> Result<(), String> {
+        Err("this detector keeps no state".to_owned())
+    }
+}
+
+/// What restoring saved detector states did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Restored {
+    pub restored: Vec<String>,
+    /// (detector, why) for states that were dropped: another version, or unreadable.
+    pub dropped: Vec<(String, String)>,
 }
 
 /// An output rule of a detector: lifecycle delays are zero because detectors confirm their
@@ -121,6 +142,7 @@ pub fn inputs(spec: &DetectorSpec) -> Vec<Input> {
 #[derive(Debug)]
 pub struct Detectors {
     list: Vec<Box<dyn Detector>>,
+    names: Vec<String>,
     /// First evaluator rule index of each detector's outputs.
     first_rule: Vec<usize>,
     by_input: HashMap<DeviceId, Vec<(PointName, usize, usize)>>,
@@ -132,6 +154,7 @@ impl Detectors {
     /// returned to be appended to the evaluator's rules in that order.
     pub fn new(specs: &[DetectorSpec], first_rule: usize) -> (Detectors, Vec<Rule>) {
         let mut list = Vec::new();
+        let names = specs.iter().map(|s| s.name.clone()).collect();
         let mut firsts = Vec::new();
         let mut rules = Vec::new();
         let mut by_input: HashMap<DeviceId, Vec<(PointName, usize, usize)>> = HashMap::new();
@@ -144,7 +167,44 @@ impl Detectors {
             }
             list.push(det);
         }
-        (Detectors { list, first_rule: firsts, by_input, signals: Vec::new() }, rules)
+        (Detectors { list, names, first_rule: firsts, by_input, signals: Vec::new() }, rules)
+    }
+
+    /// The state of every detector that keeps one, to be saved at `at`.
+    pub fn save(&self, at: DateTime<Utc>) -> Vec<store::DetectorState> {
+        self.list
+            .iter()
+            .zip(&self.names)
+            .filter_map(|(d, name)| {
+                Some(store::DetectorState {
+                    name: name.clone(),
+                    version: d.state_version(),
+                    json: d.save()?.to_string(),
+                    saved: at,
+                })
+            })
+            .collect()
+    }
+
+    /// Gives saved states back to the detectors of the same name. A state of another format
+    /// version, or one the detector cannot read, is dropped (the detector learns afresh):
+    /// a changed format must never stop the collector.
+    pub fn restore(&mut self, states: &[store::DetectorState]) -> Restored {
+        let mut out = Restored::default();
+        for s in states {
+            let Some(i) = self.names.iter().position(|n| *n == s.name) else { continue };
+            let d = &mut self.list[i];
+            if s.version != d.state_version() {
+                out.dropped
+                    .push((s.name.clone(), format!("format version {} is not {}", s.version, d.state_version())));
+                continue;
+            }
+            match serde_json::from_str(&s.json).map_err(|e| e.to_string()).and_then(|v| d.restore(v)) {
+                Ok(()) => out.restored.push(s.name.clone()),
+                Err(e) => out.dropped.push((s.name.clone(), e)),
+            }
+        }
+        out
     }
 
     /// Hands a new snapshot of the planned-works register to every detector.
@@ -178,7 +238,7 @@ pub(crate) fn local_hour(t: DateTime<Utc>, utc_offset_h: f64) -> f64 {
 
 /// A series of fixed-width time bins holding the mean of the good values in each, the newest
 /// last; a bin without values is `None`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Bins {
     width_ms: i64,
     keep: usize,
@@ -264,7 +324,7 @@ impl Bins {
 /// Five-minute means of a value for each local day, kept for a week and a day: what the same
 /// time of day looked like on earlier days of the same kind (weekday or weekend, whose demand
 /// patterns differ).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DayProfile {
     utc_offset_h: f64,
     /// (local day number, slots of (sum, count)).
