@@ -442,3 +442,48 @@ pub(crate) fn offer(tx: &mpsc::Sender<Arc<Vec<Reading>>>, batch: Arc<Vec<Reading
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{DeviceId, PointName};
+    use store::{SqliteAlerts, SqliteDetectorStates};
+
+    const RULES: &str = "[[detector]]\nname = \"dma01_burst\"\nkind = \"burst\"\nasset = \"dma01\"\n\
+                         flow = \"fm01/flow\"\npressure = \"pl01/pressure\"\n";
+
+    #[tokio::test]
+    async fn an_engine_restarted_from_saved_states_has_learned_the_same() {
+        let set = RuleSet::parse(std::path::Path::new("rules.toml"), RULES, &|_| None).unwrap();
+        let alerts: Arc<dyn AlertStore> = Arc::new(SqliteAlerts::in_memory());
+        let states = SqliteDetectorStates::in_memory();
+        let t0: DateTime<Utc> = "2026-04-01T00:00:00Z".parse().unwrap();
+        let mut engine = Engine::new(&set, alerts.clone(), Arc::default(), t0).await.unwrap();
+        for s in 0..7200 {
+            let t = t0 + chrono::Duration::seconds(s);
+            let q = 100.0 + (s % 7) as f64;
+            let batch = [
+                Reading::good(DeviceId::new("fm01").unwrap(), PointName::new("flow").unwrap(), t, q),
+                Reading::good(DeviceId::new("pl01").unwrap(), PointName::new("pressure").unwrap(), t, 3.0),
+            ];
+            engine.on_readings(&batch).await;
+        }
+        let end = t0 + chrono::Duration::hours(2);
+        engine.save_states(&states, end).await;
+        let saved = states.load_states().await.unwrap();
+        assert_eq!(saved.len(), 1);
+        assert_eq!((saved[0].name.as_str(), saved[0].version), ("dma01_burst", 1));
+
+        let mut restarted = Engine::new(&set, alerts.clone(), Arc::default(), end).await.unwrap();
+        restarted.restore_states(&states).await;
+        assert_eq!(restarted.core.save_detectors(end), saved, "the restarted engine holds what was saved");
+
+        // A state of another format version is dropped: the detector starts afresh.
+        let old = store::DetectorState { version: 0, ..saved[0].clone() };
+        let mut fresh = Engine::new(&set, alerts, Arc::default(), end).await.unwrap();
+        let r = fresh.core.restore_detectors(&[old]);
+        assert_eq!(r.restored, Vec::<String>::new());
+        assert_eq!(r.dropped[0].0, "dma01_burst");
+        assert_ne!(fresh.core.save_detectors(end), saved);
+    }
+}
