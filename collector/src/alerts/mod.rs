@@ -10,7 +10,8 @@
 //! (`collector_alert_batches_dropped_total`), logged and skipped, never waited for, so alerts
 //! cannot slow polling or buffering.
 //!
-//! Restart: the engine keeps no state file. Rule state is rebuilt from the alert table: a rule
+//! Restart: what detectors learned is saved in the store (`detector_state`, every five minutes
+//! and at stop) and given back at start. Rule state is rebuilt from the alert table: a rule
 //! with an active (unresolved) alert starts in its active phase, so the episode is not raised
 //! again and still resolves itself once the condition is clear for the off-delay. What a
 //! restart forgets is transient: a pending on-delay starts over, and silence for communication
