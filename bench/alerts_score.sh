@@ -4,12 +4,14 @@
 #   bench/alerts_score.sh              # a simulated week of the demo city, seeds 1 2 3
 #   DAYS=2 SEEDS="4" bench/alerts_score.sh
 #   SCORE_VERBOSE=1 bench/alerts_score.sh   # also every event and every alert
+#   MODES=register bench/alerts_score.sh     # one mode: register (the flushing programme in the
+#                                            # planned-works register) or none; default both
 #
 # Steps sensor-sim's demo scenario (start Monday 08:00 JST, the scripted events plus the
 # seed's random ones) one second at a time, decodes every watched point from the devices'
 # registers as the collector does, feeds the real alert engine (rules/demo.toml) with an alert
 # store in a temporary SQLite file, and matches the alerts to the events
-# (src/alerts/score.rs). Prints one table per seed.
+# (src/alerts/score.rs). Prints one table per seed and mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DAYS=${DAYS:-7}
