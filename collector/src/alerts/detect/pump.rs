@@ -75,7 +75,7 @@ const BASE_LEARN_K: f64 = 3.0;
 const BEARING_CONFIRM: u32 = 6;
 
 /// The bearing temperature's baseline by speed, and the state of its alert.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Bearing {
     /// Drive frequency lagged like the temperature, Hz, and when it was last updated.
     lagged_hz: Option<(f64, DateTime<Utc>)>,
@@ -107,6 +107,19 @@ pub struct Pump {
     frequency_hz: f64,
     rules: Vec<Rule>,
 }
+
+/// What a pump detector learned, as saved across a restart (format `STATE_VERSION`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Learned {
+    vibration: Bins,
+    running: bool,
+    reported: [bool; 3],
+    cavitation_base: Option<f64>,
+    bearing: Option<Bearing>,
+    frequency_hz: f64,
+}
+
+const STATE_VERSION: u32 = 1;
 
 const ZONE_C: usize = 0;
 const ZONE_D: usize = 1;
@@ -251,6 +264,34 @@ impl Detector for Pump {
         self.rules.clone()
     }
 
+    fn state_version(&self) -> u32 {
+        STATE_VERSION
+    }
+
+    fn save(&self) -> Option<serde_json::Value> {
+        let learned = Learned {
+            vibration: self.vibration.clone(),
+            running: self.running,
+            reported: self.reported,
+            cavitation_base: self.cavitation_base,
+            bearing: self.bearing.clone(),
+            frequency_hz: self.frequency_hz,
+        };
+        serde_json::to_value(learned).ok()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let l: Learned = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        // A bearing input added or removed since the save: keep what this configuration has.
+        if l.bearing.is_some() != self.bearing.is_some() {
+            return Err("the bearing temperature input was added or removed".to_owned());
+        }
+        (self.vibration, self.running, self.reported, self.cavitation_base) =
+            (l.vibration, l.running, l.reported, l.cavitation_base);
+        (self.bearing, self.frequency_hz) = (l.bearing, l.frequency_hz);
+        Ok(())
+    }
+
     fn on_reading(&mut self, input: usize, r: &Reading, out: &mut Vec<Signal>) {
         let Some(v) = r.value.as_f64().filter(|v| v.is_finite() && r.quality.is_good()) else { return };
         if input == 1 {
@@ -318,6 +359,23 @@ mod tests {
     /// = Hz / 50) plus `wear(h)` with a 20-minute lag and ±0.3 K of noise. Returns the bearing
     /// output's signals as (hour, condition, excess).
     fn run_bearing(hours: i64, wear: impl Fn(f64) -> f64) -> Vec<(f64, bool, f64)> {
+        run_bearing_restarted(hours, None, wear)
+    }
+
+    /// Whether a restart gives the new detector the old one's saved state.
+    #[derive(Clone, Copy)]
+    enum Restart {
+        Restored,
+        Fresh,
+    }
+
+    /// The same, the detector replaced at hour `restart.0` by a new one, given the old one's
+    /// saved state or not.
+    fn run_bearing_restarted(
+        hours: i64,
+        restart: Option<(i64, Restart)>,
+        wear: impl Fn(f64) -> f64,
+    ) -> Vec<(f64, bool, f64)> {
         let input = |p: &str| Input { device: DeviceId::new("ps03").unwrap(), point: PointName::new(p).unwrap() };
         let params = PumpParams {
             bearing_temperature: Some(input("p1_bearing_temperature")),
@@ -335,6 +393,13 @@ mod tests {
         let (mut out, mut got) = (Vec::new(), Vec::new());
         let mut temp = 48.0;
         for s in 0..hours * 3600 {
+            if let Some((_, how)) = restart.filter(|(h, _)| h * 3600 == s) {
+                let json = d.save().expect("a pump detector saves its state").to_string();
+                d = Pump::new(&spec, d.params.clone());
+                if let Restart::Restored = how {
+                    d.restore(serde_json::from_str(&json).unwrap()).unwrap();
+                }
+            }
             let t = t0 + chrono::Duration::seconds(s);
             let h = s as f64 / 3600.0;
             let hz = if (s / 10_800) % 2 == 0 { 50.0 } else { 25.0 };
@@ -370,5 +435,15 @@ mod tests {
         assert!((33.6..35.5).contains(&got[0].0), "raised at {} h: {got:?}", got[0].0);
         assert!(got[0].2 > 10.0, "{got:?}");
         assert!((60.0..62.0).contains(&got[1].0), "cleared at {} h: {got:?}", got[1].0);
+    }
+
+    #[test]
+    fn a_pump_detector_restarted_from_its_saved_state_decides_the_same() {
+        let wear = |h: f64| if (24.0..60.0).contains(&h) { 25.0 * ((h - 24.0) / 24.0).min(1.0) } else { 0.0 };
+        let straight = run_bearing(72, wear);
+        assert_eq!(run_bearing_restarted(72, Some((30, Restart::Restored)), wear), straight);
+        // Rebuilt without its state at 30 h, it relearns its baselines from a bearing already
+        // 6 K hotter and judges differently.
+        assert_ne!(run_bearing_restarted(72, Some((30, Restart::Fresh)), wear), straight);
     }
 }
