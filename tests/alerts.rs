@@ -185,3 +185,46 @@ async fn the_cli_lists_acknowledges_and_resolves() {
     let (ok, _, err) = run(&["alerts", "list", "--state", "closed"]);
     assert!(!ok && err.contains("closed"), "{err}");
 }
+
+/// `mizumori works` enters, lists and removes planned works; a bad entry names its field and
+/// stores nothing.
+#[tokio::test]
+async fn the_cli_enters_lists_and_removes_planned_works() {
+    use store::WorksStore;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.sqlite");
+    let works = store::SqliteWorks::open(&db).await.unwrap();
+    let store = format!("sqlite://{}", db.display());
+    let run = |args: &[&str]| {
+        let out = util::bin().args(args).args(["--store", &store]).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let add = |target: &'static str, kind: &'static str, from: &'static str| {
+        vec!["works", "add", "--target", target, "--kind", kind, "--from", from, "--for", "2h", "--by", "tanaka"]
+    };
+    let (ok, out, err) = run(&add("dma03", "flushing", "2099-04-01T09:00:00+09:00"));
+    assert!(ok && out.contains("flushing on dma03 from 2099-04-01T00:00:00Z to 2099-04-01T02:00:00Z"), "{out}{err}");
+    let (ok, _, err) = run(&add("dma 03", "flushing", "2099-04-01T09:00:00+09:00"));
+    assert!(!ok && err.contains("field `target`") && err.contains("\"dma 03\""), "{err}");
+    let (ok, _, err) = run(&add("dma03", "hydrant", "2099-04-01T09:00:00+09:00"));
+    assert!(!ok && err.contains("unknown kind of work \"hydrant\""), "{err}");
+    let (ok, _, err) = run(&add("dma03", "flushing", "2099-04-01 09:00"));
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+    let (ok, out, err) = run(&["works", "list"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "the header and the one good entry: {out}");
+    assert!(lines[1].contains("\tflushing\tdma03\t2099-04-01T00:00:00Z\t2099-04-01T02:00:00Z\ttanaka\t"), "{out}");
+    let all =
+        works.works(chrono::DateTime::<chrono::Utc>::MIN_UTC, chrono::DateTime::<chrono::Utc>::MAX_UTC).await.unwrap();
+    assert_eq!(all.len(), 1);
+    let id = all[0].id.to_string();
+    let (ok, _, err) = run(&["works", "remove", &id]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["works", "remove", &id]);
+    assert!(!ok && err.contains(&format!("no planned work {id}")), "{err}");
+}
