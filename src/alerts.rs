@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use collector::{Alerting, RuleSet};
 use model::{AlertState, Severity};
 use store::alerts::Resolution;
-use store::{AlertQuery, AlertStore, SqliteAlerts, SqliteDetectorStates, SqliteWorks};
+use store::{AlertQuery, AlertStore, SqliteAlerts, SqliteDetectorStates, SqliteWorks, WorksStore};
 
 /// The demo city's rules, shipped in the binary so `mizumori demo` needs no file.
 const DEMO_RULES: &str = include_str!("../rules/demo.toml");
@@ -131,13 +131,32 @@ pub fn demo_rules() -> anyhow::Result<RuleSet> {
     Ok(RuleSet::parse(Path::new("rules/demo.toml"), DEMO_RULES, &|k| std::env::var(k).ok())?)
 }
 
-/// The demo's rules, with alerts in the demo's SQLite file.
-pub async fn demo(db: &Path) -> anyhow::Result<Alerting> {
+/// The planned-works entries for the simulator's hydrant flushings (the utility's own
+/// flushing programme), each planned in whole half hours around the flushing.
+pub fn flushing_programme(events: &[sensor_sim::events::EventRecord]) -> Vec<store::NewWork> {
+    events
+        .iter()
+        .filter(|e| e.kind == sensor_sim::events::EventKind::HydrantFlushing)
+        .map(score::planned_flushing)
+        .collect()
+}
+
+/// The demo's rules, with alerts in the demo's SQLite file, and the demo's flushing programme
+/// in its planned-works register (entries already there from an earlier start are kept once).
+pub async fn demo(db: &Path, flushing: &[store::NewWork]) -> anyhow::Result<Alerting> {
     let set = RuleSet::parse(Path::new("rules/demo.toml"), DEMO_RULES, &|k| std::env::var(k).ok())?;
     let alerts = SqliteAlerts::open(db).await.with_context(|| format!("opening the alerts in {}", db.display()))?;
     let works = SqliteWorks::open(db)
         .await
         .with_context(|| format!("opening the planned works register in {}", db.display()))?;
+    if let (Some(from), Some(to)) = (flushing.iter().map(|w| w.from).min(), flushing.iter().map(|w| w.to).max()) {
+        let known = works.works(from, to).await?;
+        for w in flushing {
+            if !known.iter().any(|k| k.target == w.target && k.from == w.from && k.to == w.to && k.kind == w.kind) {
+                works.add_work(w, Utc::now()).await?;
+            }
+        }
+    }
     let states = SqliteDetectorStates::open(db)
         .await
         .with_context(|| format!("opening the detector states in {}", db.display()))?;

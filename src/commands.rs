@@ -113,10 +113,12 @@ async fn demo(
         addresses.len(),
         addresses.get(&0).map(ToString::to_string).unwrap_or_default()
     );
+    // The simulator's hydrant flushings are the demo city's own flushing programme.
+    let flushing = crate::alerts::flushing_programme(simulation.events());
     let sim_task = tokio::spawn(simulation.run(listeners, cancel.clone()));
     let metrics = Arc::new(Metrics::default());
     let options = CollectorOptions::new(data_dir.join("buffer"));
-    let alerting = crate::alerts::demo(&db).await?;
+    let alerting = crate::alerts::demo(&db, &flushing).await?;
     let alert_store = alerting.store.clone();
     let collector_task = tokio::spawn(collector::run_with_alerts(
         config,

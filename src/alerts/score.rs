@@ -47,7 +47,7 @@ pub struct ScoreOptions {
 const PLAN_SLOT_S: i64 = 1800;
 
 /// The register entry for a flushing the simulator ran: its window widened to whole slots.
-fn planned_flushing(e: &EventRecord) -> store::NewWork {
+pub fn planned_flushing(e: &EventRecord) -> store::NewWork {
     let floor = |t: DateTime<Utc>| {
         DateTime::from_timestamp(t.timestamp().div_euclid(PLAN_SLOT_S) * PLAN_SLOT_S, 0).unwrap_or(t)
     };
