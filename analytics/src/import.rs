@@ -389,7 +389,7 @@ pub fn import_breaks(
     Ok((breaks, report))
 }
 
-fn bad_date(text: &str) -> String {
+pub(crate) fn bad_date(text: &str) -> String {
     if text.is_empty() {
         "no date".to_owned()
     } else {
@@ -415,23 +415,23 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     (1800..=2200).contains(&date.year()).then_some(date)
 }
 
-/// A CSV file with its header, read row by row.
-struct Table {
+/// A CSV file with its header, read row by row (also the sewer import's reader).
+pub(crate) struct Table {
     path: PathBuf,
     profile: &'static str,
     headers: Vec<String>,
     reader: csv::Reader<std::fs::File>,
 }
 
-struct Row<'a> {
+pub(crate) struct Row<'a> {
     path: &'a Path,
     headers: &'a [String],
     record: &'a csv::StringRecord,
-    line: u64,
+    pub(crate) line: u64,
 }
 
 impl Table {
-    fn open(path: &Path, profile: &'static str) -> Result<Table, AnalyticsError> {
+    pub(crate) fn open(path: &Path, profile: &'static str) -> Result<Table, AnalyticsError> {
         let file =
             std::fs::File::open(path).map_err(|source| AnalyticsError::Open { path: path.to_owned(), source })?;
         // Flexible: a short or long row becomes one issue instead of stopping the read.
@@ -445,11 +445,11 @@ impl Table {
         Ok(Table { path: path.to_owned(), profile, headers, reader })
     }
 
-    fn find(&self, column: &str) -> Option<usize> {
+    pub(crate) fn find(&self, column: &str) -> Option<usize> {
         self.headers.iter().position(|h| h == column)
     }
 
-    fn required(&self, column: &'static str, what: &'static str) -> Result<usize, AnalyticsError> {
+    pub(crate) fn required(&self, column: &'static str, what: &'static str) -> Result<usize, AnalyticsError> {
         self.find(column).ok_or_else(|| AnalyticsError::MissingColumn {
             path: self.path.clone(),
             profile: self.profile,
@@ -459,7 +459,7 @@ impl Table {
         })
     }
 
-    fn optional(
+    pub(crate) fn optional(
         &self,
         column: Option<&'static str>,
         what: &'static str,
@@ -472,7 +472,7 @@ impl Table {
         }
     }
 
-    fn for_each_row(&mut self, report: &mut ImportReport, mut f: impl FnMut(&Row, &mut ImportReport)) {
+    pub(crate) fn for_each_row(&mut self, report: &mut ImportReport, mut f: impl FnMut(&Row, &mut ImportReport)) {
         let mut record = csv::StringRecord::new();
         loop {
             match self.reader.read_record(&mut record) {
@@ -519,11 +519,11 @@ impl Table {
 }
 
 impl Row<'_> {
-    fn get(&self, i: usize) -> &str {
+    pub(crate) fn get(&self, i: usize) -> &str {
         self.record.get(i).unwrap_or("")
     }
 
-    fn issue(&self, report: &mut ImportReport, column: usize, severity: Severity, reason: String) {
+    pub(crate) fn issue(&self, report: &mut ImportReport, column: usize, severity: Severity, reason: String) {
         report.issues.push(Issue {
             file: self.path.to_owned(),
             line: self.line,
@@ -533,12 +533,12 @@ impl Row<'_> {
         });
     }
 
-    fn reject(&self, report: &mut ImportReport, column: usize, reason: &str) {
+    pub(crate) fn reject(&self, report: &mut ImportReport, column: usize, reason: &str) {
         self.issue(report, column, Severity::Rejected, reason.to_owned());
     }
 
     /// The asset id of the row, folded from full-width digits, or a rejection.
-    fn asset_id(&self, column: usize, report: &mut ImportReport, ok: &mut bool) -> Option<AssetId> {
+    pub(crate) fn asset_id(&self, column: usize, report: &mut ImportReport, ok: &mut bool) -> Option<AssetId> {
         let text: String = self
             .get(column)
             .trim()

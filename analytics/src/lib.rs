@@ -17,6 +17,9 @@ pub mod peer;
 pub mod plan;
 mod progress;
 pub mod risk;
+pub mod sewer;
+pub mod sewer_curve;
+pub mod sewer_synth;
 pub mod synth;
 
 pub use asset::{Break, Pipe, Register, RoadClass};
