@@ -90,9 +90,13 @@ pub enum RiskCommand {
 
 #[derive(Debug, Args)]
 pub struct Input {
-    /// Asset register (CSV).
+    /// Asset register: CSV, or GeoJSON (a FeatureCollection of LineStrings in WGS 84) when
+    /// the name ends in .geojson or .json or with --format geojson.
     #[arg(long)]
     assets: PathBuf,
+    /// Format of --assets: csv or geojson (default: by the file's extension).
+    #[arg(long, value_parser = ["csv", "geojson"])]
+    format: Option<String>,
     /// Break history (CSV).
     #[arg(long)]
     breaks: PathBuf,
@@ -151,7 +155,16 @@ fn report(what: &str, path: &Path, r: &ImportReport) {
 
 fn load(input: &Input) -> anyhow::Result<(Register, History)> {
     let profile = Profile::by_name(&input.profile)?;
-    let (register, r) = analytics::import_assets(&input.assets, &profile)?;
+    let ext = input.assets.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let geojson = match input.format.as_deref() {
+        Some(f) => f == "geojson",
+        None => matches!(ext.as_deref(), Some("geojson" | "json")),
+    };
+    let (register, r) = if geojson {
+        analytics::import_assets_geojson(&input.assets, &profile)?
+    } else {
+        analytics::import_assets(&input.assets, &profile)?
+    };
     report("assets", &input.assets, &r);
     let (breaks, r) = analytics::import_breaks(&input.breaks, &profile, &register)?;
     report("breaks", &input.breaks, &r);

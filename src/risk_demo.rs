@@ -111,9 +111,9 @@ pub fn for_store(
                 cof_grade: r.cof_grade,
                 risk_grade: r.risk_grade.name().parse::<RiskLevel>().expect("the same five grade names"),
                 explanation: r.explanation.clone(),
-                // The register types carry no geometry yet.
-                x: None,
-                y: None,
+                // The midpoint of the main's line (WGS 84 lon/lat), from a GeoJSON register.
+                x: p.midpoint().map(|m| m.0),
+                y: p.midpoint().map(|m| m.1),
             }
         })
         .collect();

@@ -125,12 +125,25 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
     pub file: PathBuf,
-    /// 1-based line of the file, as an editor shows it.
+    /// 1-based line of the file, as an editor shows it; for GeoJSON the 0-based index of
+    /// the feature in `features` (see `unit`).
     pub line: u64,
+    /// What `line` counts.
+    pub unit: Unit,
     /// The column's header name; empty when the problem is the row itself.
     pub column: String,
     pub severity: Severity,
     pub reason: String,
+}
+
+/// What an [`Issue`]'s position counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unit {
+    /// A line of a CSV file; its column is a header name.
+    #[default]
+    Line,
+    /// A feature of a GeoJSON FeatureCollection; its column is a property name.
+    Feature,
 }
 
 impl fmt::Display for Issue {
@@ -139,9 +152,13 @@ impl fmt::Display for Issue {
             Severity::Warning => "warning",
             Severity::Rejected => "rejected",
         };
-        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        match self.unit {
+            Unit::Line => write!(f, "{}:{}: ", self.file.display(), self.line)?,
+            Unit::Feature => write!(f, "{}: features[{}]: ", self.file.display(), self.line)?,
+        }
         if !self.column.is_empty() {
-            write!(f, "column {}: ", self.column)?;
+            let what = if self.unit == Unit::Feature { "property" } else { "column" };
+            write!(f, "{what} {}: ", self.column)?;
         }
         write!(f, "{what}: {}", self.reason)
     }
@@ -184,8 +201,15 @@ impl ImportReport {
 
 /// Reads the asset register.
 pub fn import_assets(path: &Path, profile: &Profile) -> Result<(Register, ImportReport), AnalyticsError> {
+    assets_from_table(Table::open(path, profile.name)?, profile)
+}
+
+/// Reads the asset register from a table (a CSV file, or GeoJSON properties tabulated).
+pub(crate) fn assets_from_table(
+    mut table: Table,
+    profile: &Profile,
+) -> Result<(Register, ImportReport), AnalyticsError> {
     let cols = &profile.assets;
-    let mut table = Table::open(path, profile.name)?;
     let id_col = table.required(cols.id, "the asset id")?;
     let material = table.required(cols.material, "the material")?;
     let length = table.required(cols.length_m, "the length")?;
@@ -323,6 +347,7 @@ pub fn import_assets(path: &Path, profile: &Profile) -> Result<(Register, Import
                 criticality,
                 road_class,
                 pressure_zone,
+                geometry: None,
             });
         }
     });
@@ -420,7 +445,7 @@ pub(crate) struct Table {
     path: PathBuf,
     profile: &'static str,
     headers: Vec<String>,
-    reader: csv::Reader<std::fs::File>,
+    reader: csv::Reader<Box<dyn std::io::Read>>,
 }
 
 pub(crate) struct Row<'a> {
@@ -434,6 +459,15 @@ impl Table {
     pub(crate) fn open(path: &Path, profile: &'static str) -> Result<Table, AnalyticsError> {
         let file =
             std::fs::File::open(path).map_err(|source| AnalyticsError::Open { path: path.to_owned(), source })?;
+        Table::from_reader(path, profile, Box::new(file))
+    }
+
+    /// A table read from memory (the GeoJSON import tabulates its properties), named `path`.
+    pub(crate) fn from_reader(
+        path: &Path,
+        profile: &'static str,
+        file: Box<dyn std::io::Read>,
+    ) -> Result<Table, AnalyticsError> {
         // Flexible: a short or long row becomes one issue instead of stopping the read.
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
         let headers = reader
@@ -504,6 +538,7 @@ impl Table {
                     report.issues.push(Issue {
                         file: self.path.clone(),
                         line,
+                        unit: Unit::Line,
                         column,
                         severity: Severity::Rejected,
                         reason,
@@ -527,6 +562,7 @@ impl Row<'_> {
         report.issues.push(Issue {
             file: self.path.to_owned(),
             line: self.line,
+            unit: Unit::Line,
             column: self.headers.get(column).cloned().unwrap_or_default(),
             severity,
             reason,

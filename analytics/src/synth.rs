@@ -197,6 +197,7 @@ pub fn generate(params: &SynthParams) -> SyntheticCity {
             criticality: None,
             road_class: Some(road_class),
             pressure_zone: Some(format!("Z{}", rng.random_range(1..=6))),
+            geometry: None,
         });
         km += length_m / 1000.0;
     }
