@@ -3,7 +3,10 @@
 //!
 //! The crate reads and writes files and computes; it does not talk to devices and does not
 //! draw. `plan` turns a ranking into a
-//! budget-constrained multi-year renewal plan.
+//! budget-constrained multi-year renewal plan. Sewers are ranked by condition instead:
+//! `sewer` (register, CCTV grades), `sewer_curve` (deterioration curves, span ranking),
+//! `sewer_synth` (a network with planted curves). `geo` and `geo_import` read a register's
+//! line geometry from GeoJSON.
 
 pub mod asset;
 pub mod backtest;
