@@ -94,7 +94,8 @@ async fn a_geojson_register_gives_the_stored_ranking_its_midpoints() {
         let r = r.unwrap();
         let mut properties = serde_json::Map::new();
         for (h, v) in headers.iter().zip(r.iter()) {
-            if !v.is_empty() && !(h == "length_m" && k % 2 == 1) {
+            let measured = h == "length_m" && k % 2 == 1;
+            if !v.is_empty() && !measured {
                 properties.insert(h.to_owned(), serde_json::Value::String(v.to_owned()));
             }
         }
