@@ -73,7 +73,8 @@ pub enum RiskCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Write the synthetic city (assets.csv, breaks.csv in the mizumori profile).
+    /// Write the synthetic city (assets.csv, breaks.csv in the mizumori profile, and the mains
+    /// on a street grid as assets.geojson).
     Synth {
         #[arg(long)]
         out_dir: PathBuf,
@@ -239,8 +240,11 @@ pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
         }
         RiskCommand::Synth { out_dir, seed, km, pipes } => {
             std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-            let city = generate(&SynthParams { seed, network_km: km, pipes, ..SynthParams::default() });
+            let mut city = generate(&SynthParams { seed, network_km: km, pipes, ..SynthParams::default() });
             city.write_csv(&out_dir)?;
+            // The same mains on a street grid around Chitose, for GIS and `--assets FILE.geojson`.
+            analytics::synth::lay_out_streets(&mut city, seed);
+            city.write_geojson(&out_dir)?;
             println!(
                 "{} mains ({:.0} km) and {} breaks written to {}",
                 city.register.len(),
