@@ -13,7 +13,7 @@ use serde::Deserialize;
 use store::risk::{RiskLevel, RiskQuery, RiskRow};
 
 use crate::i18n::Lang;
-use crate::risk::{grade_msg, grade_rgb};
+use crate::risk::grade_msg;
 use crate::{AppError, AppState};
 
 #[derive(Debug, Deserialize)]
@@ -29,11 +29,16 @@ pub(crate) fn link_text(lang: Lang) -> &'static str {
     }
 }
 
-/// Darker versions of the grade colours: the table's fills are made for black text on them,
-/// too pale for dots on white.
+/// Marker colours, from green to dark red: the table's pale fills are made for black text on
+/// them, too faint for dots on white. The grade is also the marker's shape and size.
 fn ink(g: RiskLevel) -> RGBColor {
-    let (r, gr, b) = grade_rgb(g);
-    RGBColor((f64::from(r) * 0.75) as u8, (f64::from(gr) * 0.7) as u8, (f64::from(b) * 0.65) as u8)
+    match g {
+        RiskLevel::Negligible => RGBColor(110, 160, 90),
+        RiskLevel::Low => RGBColor(190, 160, 30),
+        RiskLevel::Medium => RGBColor(230, 120, 20),
+        RiskLevel::High => RGBColor(200, 55, 40),
+        RiskLevel::Extreme => RGBColor(120, 0, 40),
+    }
 }
 
 /// The midpoint as (longitude, latitude) when it is a WGS 84 position.

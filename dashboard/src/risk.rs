@@ -256,7 +256,7 @@ pub(crate) fn grade_msg(g: RiskLevel) -> Msg {
 }
 
 /// Fill colours of the grades, light enough for black text; the grade is always written too.
-pub(crate) fn grade_rgb(g: RiskLevel) -> (u8, u8, u8) {
+fn grade_rgb(g: RiskLevel) -> (u8, u8, u8) {
     match g {
         RiskLevel::Negligible => (220, 237, 200),
         RiskLevel::Low => (255, 241, 168),
