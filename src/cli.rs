@@ -131,6 +131,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::risk::RiskCommand,
     },
+    /// Sewer spans: deterioration curves from CCTV grades (緊急度), span ranking, synthetic sewers.
+    Sewer {
+        #[command(subcommand)]
+        command: crate::sewer::SewerCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -54,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             // CPU-bound: it runs on this thread, nothing else is on the runtime.
             Command::Risk { command } => crate::risk::run(command).await,
+            Command::Sewer { command } => crate::sewer::run(command),
             Command::Plan(args) => crate::plan::run(args).await,
         }
     })

@@ -9,6 +9,7 @@ pub mod logging;
 mod plan;
 mod risk;
 mod risk_demo;
+mod sewer;
 mod shutdown;
 mod user;
 mod works;

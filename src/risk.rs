@@ -73,7 +73,8 @@ pub enum RiskCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Write the synthetic city (assets.csv, breaks.csv in the mizumori profile).
+    /// Write the synthetic city (assets.csv, breaks.csv in the mizumori profile, and the mains
+    /// on a street grid as assets.geojson).
     Synth {
         #[arg(long)]
         out_dir: PathBuf,
@@ -90,9 +91,13 @@ pub enum RiskCommand {
 
 #[derive(Debug, Args)]
 pub struct Input {
-    /// Asset register (CSV).
+    /// Asset register: CSV, or GeoJSON (a FeatureCollection of LineStrings in WGS 84) when
+    /// the name ends in .geojson or .json or with --format geojson.
     #[arg(long)]
     assets: PathBuf,
+    /// Format of --assets: csv or geojson (default: by the file's extension).
+    #[arg(long, value_parser = ["csv", "geojson"])]
+    format: Option<String>,
     /// Break history (CSV).
     #[arg(long)]
     breaks: PathBuf,
@@ -151,7 +156,16 @@ fn report(what: &str, path: &Path, r: &ImportReport) {
 
 fn load(input: &Input) -> anyhow::Result<(Register, History)> {
     let profile = Profile::by_name(&input.profile)?;
-    let (register, r) = analytics::import_assets(&input.assets, &profile)?;
+    let ext = input.assets.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let geojson = match input.format.as_deref() {
+        Some(f) => f == "geojson",
+        None => matches!(ext.as_deref(), Some("geojson" | "json")),
+    };
+    let (register, r) = if geojson {
+        analytics::import_assets_geojson(&input.assets, &profile)?
+    } else {
+        analytics::import_assets(&input.assets, &profile)?
+    };
     report("assets", &input.assets, &r);
     let (breaks, r) = analytics::import_breaks(&input.breaks, &profile, &register)?;
     report("breaks", &input.breaks, &r);
@@ -226,8 +240,11 @@ pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
         }
         RiskCommand::Synth { out_dir, seed, km, pipes } => {
             std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-            let city = generate(&SynthParams { seed, network_km: km, pipes, ..SynthParams::default() });
+            let mut city = generate(&SynthParams { seed, network_km: km, pipes, ..SynthParams::default() });
             city.write_csv(&out_dir)?;
+            // The same mains on a street grid around Chitose, for GIS and `--assets FILE.geojson`.
+            analytics::synth::lay_out_streets(&mut city, seed);
+            city.write_geojson(&out_dir)?;
             println!(
                 "{} mains ({:.0} km) and {} breaks written to {}",
                 city.register.len(),

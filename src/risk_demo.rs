@@ -55,7 +55,9 @@ async fn load(risk: &SqliteRisk, today: NaiveDate) -> anyhow::Result<()> {
 pub fn compute(today: NaiveDate, network_km: f64) -> anyhow::Result<(RiskRun, Vec<RiskRow>)> {
     // Breaks are drawn to the end of this year; the ranking and the backtest read only those
     // before their as-of dates (`History::before`), so the later ones stay unseen.
-    let city = generate(&SynthParams { last_year: today.year(), network_km, ..SynthParams::default() });
+    let mut city = generate(&SynthParams { last_year: today.year(), network_km, ..SynthParams::default() });
+    // Streets for the mains, so the stored run has midpoints for maps and GeoJSON exports.
+    analytics::synth::lay_out_streets(&mut city, 1);
     let history = History::new(&city.register, &city.breaks);
     let builder = FeatureBuilder::new(&city.register, &history);
     let params = RankParams::default();
@@ -111,9 +113,9 @@ pub fn for_store(
                 cof_grade: r.cof_grade,
                 risk_grade: r.risk_grade.name().parse::<RiskLevel>().expect("the same five grade names"),
                 explanation: r.explanation.clone(),
-                // The register types carry no geometry yet.
-                x: None,
-                y: None,
+                // The midpoint of the main's line (WGS 84 lon/lat), from a GeoJSON register.
+                x: p.midpoint().map(|m| m.0),
+                y: p.midpoint().map(|m| m.1),
             }
         })
         .collect();

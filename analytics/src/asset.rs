@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use model::AssetId;
 
+use crate::geo::PipeGeometry;
 use crate::material::Material;
 
 /// Road class above a main: a break under an emergency transport road (緊急輸送道路) blocks
@@ -54,9 +55,19 @@ pub struct Pipe {
     pub criticality: Option<f64>,
     pub road_class: Option<RoadClass>,
     pub pressure_zone: Option<String>,
+    /// The line the main follows (WGS 84), when the register has it (a GeoJSON import).
+    pub geometry: Option<PipeGeometry>,
 }
 
 impl Pipe {
+    /// The midpoint of the main's line as `(longitude, latitude)`, when it has geometry.
+    pub fn midpoint(&self) -> Option<(f64, f64)> {
+        self.geometry.as_ref().map(|g| {
+            let [lon, lat] = g.midpoint();
+            (lon, lat)
+        })
+    }
+
     /// In service on `date`: laid on or before it and not removed by then.
     pub fn in_service(&self, date: NaiveDate) -> bool {
         self.installed.is_none_or(|i| i <= date) && self.removed.is_none_or(|r| r > date)
@@ -98,6 +109,11 @@ impl Register {
 
     pub fn pipes(&self) -> &[Pipe] {
         &self.pipes
+    }
+
+    /// For attaching what the import learns after the register is built (geometry).
+    pub(crate) fn pipes_mut(&mut self) -> &mut [Pipe] {
+        &mut self.pipes
     }
 
     pub fn get(&self, id: &AssetId) -> Option<usize> {

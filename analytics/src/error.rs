@@ -17,6 +17,10 @@ pub enum AnalyticsError {
     MissingColumn { path: PathBuf, profile: &'static str, column: &'static str, what: &'static str, found: String },
     #[error("unknown profile {0:?}: use kitchener or mizumori")]
     UnknownProfile(String),
+    #[error("unknown sewer profile {0:?}: use mizumori or ja")]
+    UnknownSewerProfile(String),
+    #[error("{}: {why}", path.display())]
+    GeoJson { path: PathBuf, why: String },
     #[error("no pipe of the register is in service on {as_of}")]
     NoPipesInService { as_of: chrono::NaiveDate },
     #[error("not enough history to train a model before {as_of}: {why}")]

@@ -265,6 +265,7 @@ mod tests {
             criticality: None,
             road_class: None,
             pressure_zone: None,
+            geometry: None,
         }
     }
 

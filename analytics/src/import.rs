@@ -125,12 +125,25 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
     pub file: PathBuf,
-    /// 1-based line of the file, as an editor shows it.
+    /// 1-based line of the file, as an editor shows it; for GeoJSON the 0-based index of
+    /// the feature in `features` (see `unit`).
     pub line: u64,
+    /// What `line` counts.
+    pub unit: Unit,
     /// The column's header name; empty when the problem is the row itself.
     pub column: String,
     pub severity: Severity,
     pub reason: String,
+}
+
+/// What an [`Issue`]'s position counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unit {
+    /// A line of a CSV file; its column is a header name.
+    #[default]
+    Line,
+    /// A feature of a GeoJSON FeatureCollection; its column is a property name.
+    Feature,
 }
 
 impl fmt::Display for Issue {
@@ -139,9 +152,13 @@ impl fmt::Display for Issue {
             Severity::Warning => "warning",
             Severity::Rejected => "rejected",
         };
-        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        match self.unit {
+            Unit::Line => write!(f, "{}:{}: ", self.file.display(), self.line)?,
+            Unit::Feature => write!(f, "{}: features[{}]: ", self.file.display(), self.line)?,
+        }
         if !self.column.is_empty() {
-            write!(f, "column {}: ", self.column)?;
+            let what = if self.unit == Unit::Feature { "property" } else { "column" };
+            write!(f, "{what} {}: ", self.column)?;
         }
         write!(f, "{what}: {}", self.reason)
     }
@@ -184,8 +201,15 @@ impl ImportReport {
 
 /// Reads the asset register.
 pub fn import_assets(path: &Path, profile: &Profile) -> Result<(Register, ImportReport), AnalyticsError> {
+    assets_from_table(Table::open(path, profile.name)?, profile)
+}
+
+/// Reads the asset register from a table (a CSV file, or GeoJSON properties tabulated).
+pub(crate) fn assets_from_table(
+    mut table: Table,
+    profile: &Profile,
+) -> Result<(Register, ImportReport), AnalyticsError> {
     let cols = &profile.assets;
-    let mut table = Table::open(path, profile.name)?;
     let id_col = table.required(cols.id, "the asset id")?;
     let material = table.required(cols.material, "the material")?;
     let length = table.required(cols.length_m, "the length")?;
@@ -323,6 +347,7 @@ pub fn import_assets(path: &Path, profile: &Profile) -> Result<(Register, Import
                 criticality,
                 road_class,
                 pressure_zone,
+                geometry: None,
             });
         }
     });
@@ -389,7 +414,7 @@ pub fn import_breaks(
     Ok((breaks, report))
 }
 
-fn bad_date(text: &str) -> String {
+pub(crate) fn bad_date(text: &str) -> String {
     if text.is_empty() {
         "no date".to_owned()
     } else {
@@ -415,25 +440,34 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     (1800..=2200).contains(&date.year()).then_some(date)
 }
 
-/// A CSV file with its header, read row by row.
-struct Table {
+/// A CSV file with its header, read row by row (also the sewer import's reader).
+pub(crate) struct Table {
     path: PathBuf,
     profile: &'static str,
     headers: Vec<String>,
-    reader: csv::Reader<std::fs::File>,
+    reader: csv::Reader<Box<dyn std::io::Read>>,
 }
 
-struct Row<'a> {
+pub(crate) struct Row<'a> {
     path: &'a Path,
     headers: &'a [String],
     record: &'a csv::StringRecord,
-    line: u64,
+    pub(crate) line: u64,
 }
 
 impl Table {
-    fn open(path: &Path, profile: &'static str) -> Result<Table, AnalyticsError> {
+    pub(crate) fn open(path: &Path, profile: &'static str) -> Result<Table, AnalyticsError> {
         let file =
             std::fs::File::open(path).map_err(|source| AnalyticsError::Open { path: path.to_owned(), source })?;
+        Table::from_reader(path, profile, Box::new(file))
+    }
+
+    /// A table read from memory (the GeoJSON import tabulates its properties), named `path`.
+    pub(crate) fn from_reader(
+        path: &Path,
+        profile: &'static str,
+        file: Box<dyn std::io::Read>,
+    ) -> Result<Table, AnalyticsError> {
         // Flexible: a short or long row becomes one issue instead of stopping the read.
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
         let headers = reader
@@ -445,11 +479,11 @@ impl Table {
         Ok(Table { path: path.to_owned(), profile, headers, reader })
     }
 
-    fn find(&self, column: &str) -> Option<usize> {
+    pub(crate) fn find(&self, column: &str) -> Option<usize> {
         self.headers.iter().position(|h| h == column)
     }
 
-    fn required(&self, column: &'static str, what: &'static str) -> Result<usize, AnalyticsError> {
+    pub(crate) fn required(&self, column: &'static str, what: &'static str) -> Result<usize, AnalyticsError> {
         self.find(column).ok_or_else(|| AnalyticsError::MissingColumn {
             path: self.path.clone(),
             profile: self.profile,
@@ -459,7 +493,7 @@ impl Table {
         })
     }
 
-    fn optional(
+    pub(crate) fn optional(
         &self,
         column: Option<&'static str>,
         what: &'static str,
@@ -472,7 +506,7 @@ impl Table {
         }
     }
 
-    fn for_each_row(&mut self, report: &mut ImportReport, mut f: impl FnMut(&Row, &mut ImportReport)) {
+    pub(crate) fn for_each_row(&mut self, report: &mut ImportReport, mut f: impl FnMut(&Row, &mut ImportReport)) {
         let mut record = csv::StringRecord::new();
         loop {
             match self.reader.read_record(&mut record) {
@@ -504,6 +538,7 @@ impl Table {
                     report.issues.push(Issue {
                         file: self.path.clone(),
                         line,
+                        unit: Unit::Line,
                         column,
                         severity: Severity::Rejected,
                         reason,
@@ -519,26 +554,27 @@ impl Table {
 }
 
 impl Row<'_> {
-    fn get(&self, i: usize) -> &str {
+    pub(crate) fn get(&self, i: usize) -> &str {
         self.record.get(i).unwrap_or("")
     }
 
-    fn issue(&self, report: &mut ImportReport, column: usize, severity: Severity, reason: String) {
+    pub(crate) fn issue(&self, report: &mut ImportReport, column: usize, severity: Severity, reason: String) {
         report.issues.push(Issue {
             file: self.path.to_owned(),
             line: self.line,
+            unit: Unit::Line,
             column: self.headers.get(column).cloned().unwrap_or_default(),
             severity,
             reason,
         });
     }
 
-    fn reject(&self, report: &mut ImportReport, column: usize, reason: &str) {
+    pub(crate) fn reject(&self, report: &mut ImportReport, column: usize, reason: &str) {
         self.issue(report, column, Severity::Rejected, reason.to_owned());
     }
 
     /// The asset id of the row, folded from full-width digits, or a rejection.
-    fn asset_id(&self, column: usize, report: &mut ImportReport, ok: &mut bool) -> Option<AssetId> {
+    pub(crate) fn asset_id(&self, column: usize, report: &mut ImportReport, ok: &mut bool) -> Option<AssetId> {
         let text: String = self
             .get(column)
             .trim()

@@ -216,7 +216,7 @@ fn token(s: &str, letter: &str) -> bool {
 }
 
 /// Upper-cases ASCII, folds full-width ASCII (U+FF01..U+FF5E) and the ideographic space.
-fn normalise(text: &str) -> String {
+pub(crate) fn normalise(text: &str) -> String {
     text.trim()
         .chars()
         .map(|c| match c {

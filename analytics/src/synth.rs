@@ -18,6 +18,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::AnalyticsError;
 use crate::asset::{Break, Pipe, Register, RoadClass};
+use crate::geo::PipeGeometry;
 use crate::material::{DiJoint, Material};
 
 /// The planted hazard: breaks per km per year of a main.
@@ -197,6 +198,7 @@ pub fn generate(params: &SynthParams) -> SyntheticCity {
             criticality: None,
             road_class: Some(road_class),
             pressure_zone: Some(format!("Z{}", rng.random_range(1..=6))),
+            geometry: None,
         });
         km += length_m / 1000.0;
     }
@@ -225,6 +227,41 @@ pub fn generate(params: &SynthParams) -> SyntheticCity {
     let (register, duplicates) = Register::new(pipes);
     debug_assert!(duplicates.is_empty());
     SyntheticCity { register, breaks, hazard: params.hazard.clone() }
+}
+
+/// The centre of Chitose (千歳市役所, about 42.821 N 141.651 E), around which the synthetic
+/// mains are laid on a street grid.
+pub const CHITOSE: [f64; 2] = [141.651, 42.821];
+
+/// Lays every main of `city` along a street of a grid around [`CHITOSE`] (WGS 84), so maps
+/// and GeoJSON exports have places to show. Older mains sit nearer the centre, as the city
+/// grew outward from it; a main runs east-west or north-south from a crossing for its length.
+/// A separate generator seeded from `seed`, so the register and breaks do not change.
+pub fn lay_out_streets(city: &mut SyntheticCity, seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_57ee7);
+    const BLOCK_M: f64 = 110.0;
+    let m_per_deg_lat = 111_132.0;
+    let m_per_deg_lon = 111_320.0 * CHITOSE[1].to_radians().cos();
+    for pipe in city.register.pipes_mut() {
+        let year = pipe.installed.map_or(1980, |d| d.year());
+        // Blocks from the centre: 10 (about 1 km) for the 1950s, out to about 45 (5 km) by 2020.
+        let reach = (10.0 + f64::from((year - 1955).clamp(0, 70)) * 0.5) as i32;
+        let (i, j) = (rng.random_range(-reach..=reach), rng.random_range(-reach..=reach));
+        let start =
+            [CHITOSE[0] + f64::from(i) * BLOCK_M / m_per_deg_lon, CHITOSE[1] + f64::from(j) * BLOCK_M / m_per_deg_lat];
+        let sign = if rng.random::<bool>() { 1.0 } else { -1.0 };
+        let end = if rng.random::<bool>() {
+            [start[0] + sign * pipe.length_m / m_per_deg_lon, start[1]]
+        } else {
+            [start[0], start[1] + sign * pipe.length_m / m_per_deg_lat]
+        };
+        // Degrees per metre above are the sphere's; rescale so the line's geodesic length on
+        // the ellipsoid is the main's length.
+        let rough = PipeGeometry::new(vec![vec![start, end]]).expect("positions near Chitose");
+        let k = pipe.length_m / rough.length_m();
+        let end = [start[0] + k * (end[0] - start[0]), start[1] + k * (end[1] - start[1])];
+        pipe.geometry = Some(PipeGeometry::new(vec![vec![start, end]]).expect("positions near Chitose"));
+    }
 }
 
 impl SyntheticCity {
@@ -276,6 +313,34 @@ impl SyntheticCity {
     }
 }
 
+impl SyntheticCity {
+    /// Writes `assets.geojson`: the register as a FeatureCollection of LineStrings (WGS 84)
+    /// with the mizumori columns as properties, for mains that have a line (see
+    /// [`lay_out_streets`]).
+    pub fn write_geojson(&self, dir: &Path) -> Result<(), AnalyticsError> {
+        use serde_json::{Value, json};
+        let path = dir.join("assets.geojson");
+        let features: Vec<Value> = self
+            .register
+            .pipes()
+            .iter()
+            .filter_map(|p| {
+                let g = p.geometry.as_ref()?;
+                let coordinates: Vec<Value> = g.parts[0].iter().map(|[lon, lat]| json!([lon, lat])).collect();
+                Some(json!({"type": "Feature", "geometry": {"type": "LineString", "coordinates": coordinates},
+                "properties": {
+                    "asset_id": p.id.as_str(), "material": p.material.name_ja(), "diameter_mm": p.diameter_mm,
+                    "length_m": p.length_m, "installed": p.installed.map(|d| d.to_string()),
+                    "road_class": p.road_class.map(|r| r.code()), "pressure_zone": p.pressure_zone,
+                }}))
+            })
+            .collect();
+        let text = json!({"type": "FeatureCollection", "features": features}).to_string();
+        std::fs::write(&path, text)
+            .map_err(|e| AnalyticsError::Write { path: path.clone(), source: csv::Error::from(e) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +373,24 @@ mod tests {
         let (breaks, report) = import_breaks(&dir.path().join("breaks.csv"), &profile, &register).unwrap();
         assert!(report.issues.is_empty(), "{:?}", report.issues);
         assert_eq!(breaks, city.breaks);
+    }
+
+    #[test]
+    fn laid_out_mains_read_back_from_geojson_with_their_lines() {
+        let mut city = generate(&SynthParams { network_km: 30.0, ..SynthParams::default() });
+        lay_out_streets(&mut city, 1);
+        let dir = tempfile::tempdir().unwrap();
+        city.write_geojson(dir.path()).unwrap();
+        let (register, report) =
+            crate::import_assets_geojson(&dir.path().join("assets.geojson"), &Profile::mizumori()).unwrap();
+        assert!(report.issues.is_empty(), "{:?}", report.issues);
+        assert_eq!(register.pipes(), city.register.pipes());
+        for p in register.pipes() {
+            let g = p.geometry.as_ref().unwrap();
+            // The line is as long as the main (to the centimetre) and within 6 km of the centre.
+            assert!((g.length_m() - p.length_m).abs() < 0.5, "{}: {} vs {}", p.id, g.length_m(), p.length_m);
+            let [lon, lat] = g.midpoint();
+            assert!((lon - CHITOSE[0]).abs() < 0.08 && (lat - CHITOSE[1]).abs() < 0.06, "{lon} {lat}");
+        }
     }
 }

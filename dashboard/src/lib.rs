@@ -23,6 +23,7 @@ mod export;
 pub mod html;
 pub mod i18n;
 mod login;
+mod map;
 mod open_data;
 pub mod openapi;
 mod overview;

@@ -422,6 +422,7 @@ pub(crate) async fn table_page(
         legend = RiskLevel::ALL.iter().map(|g| grade_badge(lang, *g)).collect::<Vec<_>>().join(" "),
     );
     body.push_str(&matrix_table(lang, &t, &cells));
+    let _ = write!(body, "<p><a id=\"risk-map\" href=\"/risk/map.svg\">{}</a></p>", crate::map::link_text(lang));
     let pages = result.total.div_ceil(PAGE_SIZE).max(1);
     let _ = write!(
         body,

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::auth::{self, Permission};
 use crate::html::escape;
 use crate::i18n;
-use crate::{AppError, AppState, alerts, detail, export, login, open_data, openapi, overview, plan, risk};
+use crate::{AppError, AppState, alerts, detail, export, login, map, open_data, openapi, overview, plan, risk};
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     // Only these need no login: the health check, the login form, and open data (which
@@ -36,6 +36,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/api/alerts", get(alerts::list_json))
         .route("/api/alerts/{id}", get(alerts::alert_json))
         .route("/risk", get(risk::table_page))
+        .route("/risk/map.svg", get(map::risk_map_svg))
         .route("/risk/{asset_id}", get(risk::pipe_page))
         .route("/model", get(risk::model_page))
         .route("/plan", get(plan::plan_page))
