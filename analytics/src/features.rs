@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Months, NaiveDate};
+use rayon::prelude::*;
 
 use crate::asset::{Break, Register};
 use crate::material::Material;
@@ -191,11 +192,12 @@ impl<'a> FeatureBuilder<'a> {
     }
 
     /// Features of the mains in service on `as_of` whose register position passes `keep`.
-    fn as_of_where(&self, as_of: NaiveDate, keep: impl Fn(usize) -> bool) -> Vec<Features> {
+    fn as_of_where(&self, as_of: NaiveDate, keep: impl Fn(usize) -> bool + Sync) -> Vec<Features> {
         let five_years_ago = years_before(as_of, 5);
+        // Over the cores: a million mains' break histories are a million binary searches.
         self.register
             .pipes()
-            .iter()
+            .par_iter()
             .enumerate()
             .filter(|(i, p)| p.in_service(as_of) && keep(*i))
             .map(|(i, _)| self.features(i, as_of, five_years_ago))
@@ -252,7 +254,7 @@ impl<'a> FeatureBuilder<'a> {
         let starts: Vec<NaiveDate> = (1..=years).map(|k| years_before(as_of, k)).collect();
         // Labels first: they are cheap and decide the sampling rate.
         let labelled: Vec<Vec<(usize, u32)>> = starts
-            .iter()
+            .par_iter()
             .map(|&start| {
                 let end = one_year_after(start);
                 let pipes = self.register.pipes().iter().enumerate();

@@ -189,8 +189,8 @@ impl ZonePressure {
 
 /// Pressure features of each zone of `zones` over the `days` days before `end`, read from
 /// `source` in one-minute windows; zones with too few readings are left out.
-pub async fn zone_pressure(
-    source: &dyn ReadingSource,
+pub async fn zone_pressure<S: ReadingSource + ?Sized>(
+    source: &S,
     zones: &ZoneMap,
     end: DateTime<Utc>,
     days: u32,
