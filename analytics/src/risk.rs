@@ -36,6 +36,11 @@ pub struct RankParams {
     /// decides a tie (ARCHITECTURE.md, Decisions), and scoring a million mains with four
     /// models was most of a large ranking's time.
     pub validation_sample: usize,
+    /// Above this many mains in service the random forest is left out of validation (and so
+    /// never chosen), with the reason in the selection's text: on the 1,000,000-main
+    /// benchmark it scored 23–25 % capture@5 % against 29–31 % for the others
+    /// (BENCHMARKS.md), and its trees were a tenth of the ranking's CPU time.
+    pub forest_max_mains: usize,
 }
 
 impl Default for RankParams {
@@ -47,6 +52,7 @@ impl Default for RankParams {
             models: ModelParams::default(),
             max_train_rows: 50_000,
             validation_sample: 200_000,
+            forest_max_mains: 200_000,
         }
     }
 }
@@ -73,6 +79,8 @@ pub struct Selection {
     pub chosen: ModelKind,
     /// Empty when the model was forced.
     pub validation: Vec<ValidationScore>,
+    /// Families left out of validation, and why.
+    pub left_out: Vec<(ModelKind, String)>,
 }
 
 impl Selection {
@@ -85,7 +93,12 @@ impl Selection {
             .iter()
             .map(|v| format!("{} {:.1}%@5 {:.1}%@1", v.kind, v.capture_5 * 100.0, v.capture_1 * 100.0))
             .collect();
-        format!("model {} (best mean capture@5% of length in validation: {})", self.chosen, scores.join(", "))
+        let mut text =
+            format!("model {} (best mean capture@5% of length in validation: {})", self.chosen, scores.join(", "));
+        for (kind, why) in &self.left_out {
+            text.push_str(&format!("; {kind} not validated: {why}"));
+        }
+        text
     }
 }
 
@@ -98,19 +111,38 @@ pub fn select_model(
     params: &RankParams,
 ) -> Result<Selection, AnalyticsError> {
     if let Some(kind) = params.model {
-        return Ok(Selection { chosen: kind, validation: Vec::new() });
+        return Ok(Selection { chosen: kind, validation: Vec::new(), left_out: Vec::new() });
     }
+    let in_service = builder.register().pipes().iter().filter(|p| p.in_service(as_of)).count();
+    let mut left_out = Vec::new();
+    let kinds: Vec<ModelKind> = ModelKind::ALL
+        .into_iter()
+        .filter(|&kind| {
+            let skip = kind == ModelKind::RandomForest && in_service > params.forest_max_mains;
+            if skip {
+                left_out.push((
+                    kind,
+                    format!(
+                        "{in_service} mains in service, above {}; it never won on registers this large",
+                        params.forest_max_mains
+                    ),
+                ));
+            }
+            !skip
+        })
+        .collect();
     let mut sums: Vec<ValidationScore> =
-        ModelKind::ALL.iter().map(|&kind| ValidationScore { kind, capture_1: 0.0, capture_5: 0.0 }).collect();
+        kinds.iter().map(|&kind| ValidationScore { kind, capture_1: 0.0, capture_5: 0.0 }).collect();
     let years = params.validation_years.max(1);
-    let bar = progress::bar(u64::from(years) * ModelKind::ALL.len() as u64, "validating models");
+    let bar = progress::bar(u64::from(years) * kinds.len() as u64, "validating models");
     // The validation years are independent: one thread each (the machines this runs on have
     // a few cores, and a ranking waits on nothing else).
     let per_year: Vec<Result<Option<Captures>, AnalyticsError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..=years)
             .map(|v| {
                 let bar = bar.clone();
-                scope.spawn(move || validate_year(builder, years_before(as_of, v), params, &bar))
+                let kinds = &kinds;
+                scope.spawn(move || validate_year(builder, years_before(as_of, v), params, kinds, &bar))
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("a validation thread does not panic")).collect()
@@ -145,30 +177,31 @@ pub fn select_model(
             if better { s } else { best }
         })
         .kind;
-    Ok(Selection { chosen: best, validation: sums })
+    Ok(Selection { chosen: best, validation: sums, left_out })
 }
 
-/// (capture@1 %, capture@5 %) of each family, in the order of [`ModelKind::ALL`].
+/// (capture@1 %, capture@5 %) of each family validated, in their order.
 type Captures = Vec<(f64, f64)>;
 
-/// Capture@1 % and @5 % of each family of [`ModelKind::ALL`] on the year from `at`, trained
-/// on the years before it; `None` when that year or its training panel has no break.
+/// Capture@1 % and @5 % of each of `kinds` on the year from `at`, trained on the years before
+/// it; `None` when that year or its training panel has no break.
 fn validate_year(
     builder: &FeatureBuilder,
     at: NaiveDate,
     params: &RankParams,
+    kinds: &[ModelKind],
     bar: &indicatif::ProgressBar,
 ) -> Result<Option<Captures>, AnalyticsError> {
     let panel = params.panel(builder, at);
     let rows = builder.sample_as_of(at, params.validation_sample);
     let actual = builder.next_year_breaks(&rows, at);
     if panel.total_breaks() == 0.0 || actual.iter().sum::<f64>() == 0.0 {
-        bar.inc(ModelKind::ALL.len() as u64);
+        bar.inc(kinds.len() as u64);
         return Ok(None);
     }
     let lengths: Vec<f64> = rows.iter().map(|r| r.length_m).collect();
     let mut out = Vec::new();
-    for kind in ModelKind::ALL {
+    for &kind in kinds {
         let model = params.models.fit(kind, &panel)?;
         let score = scores(&*model, &rows);
         let [c1, c5] = captures(&score, &lengths, &actual, [0.01, 0.05]);
@@ -424,6 +457,35 @@ fn ranking_rows_csv(rows: &[RankedPipe], as_of: NaiveDate, builder: &FeatureBuil
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_register_validates_on_a_sample_and_without_the_forest() {
+        use crate::features::History;
+        let city = crate::synth::generate(&crate::synth::SynthParams { network_km: 150.0, ..Default::default() });
+        let history = History::new(&city.register, &city.breaks);
+        let builder = FeatureBuilder::new(&city.register, &history);
+        let as_of = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let all = builder.as_of(as_of);
+        // The sample is about the size asked for, a subset in register order, and the same
+        // every time.
+        let sample = builder.sample_as_of(as_of, all.len() / 4);
+        assert!((all.len() / 5..all.len() * 3 / 10).contains(&sample.len()), "{} of {}", sample.len(), all.len());
+        assert!(sample.windows(2).all(|w| w[0].pipe < w[1].pipe));
+        assert!(sample.iter().all(|r| all.iter().any(|a| a == r)));
+        assert_eq!(sample, builder.sample_as_of(as_of, all.len() / 4));
+        assert_eq!(builder.sample_as_of(as_of, all.len()), all, "small enough: every main");
+
+        // "Large" here is anything above 100 mains: the forest is left out, and says why.
+        let params = RankParams { forest_max_mains: 100, validation_sample: all.len() / 2, ..RankParams::default() };
+        let selection = select_model(&builder, as_of, &params).unwrap();
+        let kinds: Vec<ModelKind> = selection.validation.iter().map(|v| v.kind).collect();
+        assert_eq!(kinds, [ModelKind::CohortRate, ModelKind::Poisson, ModelKind::Logistic]);
+        assert_ne!(selection.chosen, ModelKind::RandomForest);
+        assert!(selection.describe().contains("random-forest not validated"), "{}", selection.describe());
+        let full = select_model(&builder, as_of, &RankParams::default()).unwrap();
+        assert_eq!(full.validation.len(), 4, "a register this small validates every family");
+        assert!(full.left_out.is_empty());
+    }
 
     #[test]
     fn risk_matrix_corners() {
