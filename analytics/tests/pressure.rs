@@ -189,6 +189,7 @@ fn a_planted_pressure_effect_is_recovered_and_rankings_work_without_pressure() {
     assert!(without.rows.iter().all(|r| !r.explanation.contains("zone pressure")));
 
     let (share_without, share_with) = (z1_share_of_top(&without, &plain), z1_share_of_top(&with, &with_builder));
+    eprintln!("Z1's share of the top 10 % of length: {share_without:.3} without pressure, {share_with:.3} with");
     // Z1 holds about a sixth of the length; its history alone lifts it somewhat, its pressure
     // lifts it clearly further.
     assert!(share_with > share_without + 0.05, "Z1 share of the top 10 %: {share_without:.3} → {share_with:.3}");
