@@ -364,6 +364,61 @@ mod tests {
             .collect()
     }
 
+    #[tokio::test]
+    async fn rank_with_zones_reads_the_zone_pressure_from_the_store() {
+        use model::{DeviceId, PointName, Reading};
+
+        let dir = tempfile::tempdir().unwrap();
+        let city = generate(&SynthParams { network_km: 40.0, ..SynthParams::default() });
+        city.write_csv(dir.path()).unwrap();
+        // Two hours of Z1's logger at 7 bar, ending at the as-of date; a reading on the date
+        // itself (at 20 bar) must not count.
+        let as_of = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let midnight = as_of.and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let (device, point) = (DeviceId::new("pl01").unwrap(), PointName::new("pressure").unwrap());
+        let mut batch: Vec<Reading> = (1..=120)
+            .map(|m| Reading::good(device.clone(), point.clone(), midnight - chrono::Duration::minutes(m), 7.0))
+            .collect();
+        batch.push(Reading::good(device.clone(), point.clone(), midnight, 20.0));
+        let url = format!("sqlite://{}", dir.path().join("m.sqlite").display());
+        store::open(&url).await.unwrap().write(&batch).await.unwrap();
+        let zones = dir.path().join("zones.toml");
+        std::fs::write(&zones, "[[zone]]\nname = \"Z1\"\npressure = [\"pl01/pressure\"]\n").unwrap();
+
+        let out = dir.path().join("ranking.csv");
+        let command = RiskCommand::Rank {
+            input: Input {
+                assets: dir.path().join("assets.csv"),
+                breaks: dir.path().join("breaks.csv"),
+                profile: "mizumori".into(),
+            },
+            as_of,
+            out: out.clone(),
+            store: Some(url),
+            accounts: None,
+            zones: Some(zones),
+            pressure_days: 30,
+            model: ModelArgs { model: "poisson".into(), train_years: 10, max_train_rows: 50_000 },
+        };
+        run(command).await.unwrap();
+        let mut reader = csv::Reader::from_path(&out).unwrap();
+        let header = reader.headers().unwrap().clone();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let (district, mean, max) = (col("district"), col("zone_mean_bar"), col("zone_max_bar"));
+        let (mut z1, mut others) = (0, 0);
+        for record in reader.records() {
+            let record = record.unwrap();
+            if &record[district] == "Z1" {
+                z1 += 1;
+                assert_eq!((&record[mean], &record[max]), ("7.000", "7.000"));
+            } else {
+                others += 1;
+                assert_eq!(&record[mean], "", "zones without readings have no figures");
+            }
+        }
+        assert!(z1 > 0 && others > 0, "{z1} mains in Z1, {others} elsewhere");
+    }
+
     #[test]
     fn the_gain_chart_draws_each_ranker_from_nothing_to_everything() {
         let city = generate(&SynthParams { network_km: 150.0, ..SynthParams::default() });
