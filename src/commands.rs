@@ -151,7 +151,7 @@ async fn demo(
     println!("  simulated Modbus: {sim_summary}");
     println!("Press Ctrl-C to stop.");
     // After the URL: ranking the synthetic city takes a while, and the pages work without it.
-    crate::risk_demo::spawn(risk, crate::risk_demo::today_in_japan());
+    crate::risk_demo::spawn(risk, store.clone(), crate::risk_demo::today_in_japan());
 
     cancel.cancelled().await;
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;

@@ -32,6 +32,14 @@ pub enum RiskCommand {
         /// With an InfluxDB store: the SQLite file that holds the accounts and rankings.
         #[arg(long)]
         accounts: Option<PathBuf>,
+        /// Pressure zones (TOML, as examples/zones.toml): each main gets its zone's mean and
+        /// maximum pressure and transients from the readings in --store over the
+        /// --pressure-days before --as-of, as model covariates and evidence.
+        #[arg(long, requires = "store")]
+        zones: Option<PathBuf>,
+        /// Days of readings before --as-of that make the zone pressure features.
+        #[arg(long, default_value_t = analytics::pressure::DEFAULT_WINDOW_DAYS, requires = "zones")]
+        pressure_days: u32,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -177,14 +185,31 @@ fn load(input: &Input) -> anyhow::Result<(Register, History)> {
 /// is on the runtime); only saving to the store awaits.
 pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
     match command {
-        RiskCommand::Rank { input, as_of, out, model, store, accounts } => {
+        RiskCommand::Rank { input, as_of, out, model, store, accounts, zones, pressure_days } => {
             // Check where to save before minutes of work, so a typo fails at once.
             let save_to = match (&store, &accounts) {
                 (None, None) => None,
                 _ => Some(crate::user::accounts_path(store.as_deref(), accounts.as_deref())?),
             };
+            let zones = zones.map(|path| analytics::pressure::ZoneMap::load(&path).map(|z| (path, z))).transpose()?;
             let (register, history) = load(&input)?;
-            let builder = FeatureBuilder::new(&register, &history);
+            let mut builder = FeatureBuilder::new(&register, &history);
+            if let (Some((path, zones)), Some(url)) = (&zones, &store) {
+                let pressure = read_zone_pressure(url, zones, as_of, pressure_days).await?;
+                eprintln!(
+                    "zone pressure ({}): {} of {} zones have readings in the {pressure_days} days before {as_of}",
+                    path.display(),
+                    pressure.len(),
+                    zones.zones.len()
+                );
+                for (zone, p) in &pressure {
+                    eprintln!(
+                        "  {zone}: mean {:.2} bar, max {:.2} bar, {:.1} transients/day, largest drop {:.2} bar",
+                        p.mean_bar, p.max_bar, p.transients_per_day, p.max_drop_bar
+                    );
+                }
+                builder = builder.with_pressure(pressure);
+            }
             let params = model.params()?;
             let ranking = analytics::rank(&builder, as_of, &params)?;
             write_ranking_csv(&out, &ranking, &builder)?;
@@ -255,6 +280,19 @@ pub async fn run(command: RiskCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Zone pressure features from the readings store at `url`, over the `days` days before the
+/// start (UTC) of `as_of`: nothing on or after the as-of date reaches a feature.
+async fn read_zone_pressure(
+    url: &str,
+    zones: &analytics::pressure::ZoneMap,
+    as_of: NaiveDate,
+    days: u32,
+) -> anyhow::Result<std::collections::BTreeMap<String, analytics::pressure::ZonePressure>> {
+    let readings = store::open(url).await.context("opening the readings store for zone pressure")?;
+    let end = as_of.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    Ok(analytics::pressure::zone_pressure(readings.as_ref(), zones, end, days).await?)
 }
 
 /// Line colours of the gain chart, Mizumori's first (the Okabe–Ito colour-blind-safe set).
@@ -341,6 +379,61 @@ mod tests {
                 (attribute(tag, "stroke"), points)
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn rank_with_zones_reads_the_zone_pressure_from_the_store() {
+        use model::{DeviceId, PointName, Reading};
+
+        let dir = tempfile::tempdir().unwrap();
+        let city = generate(&SynthParams { network_km: 40.0, ..SynthParams::default() });
+        city.write_csv(dir.path()).unwrap();
+        // Two hours of Z1's logger at 7 bar, ending at the as-of date; a reading on the date
+        // itself (at 20 bar) must not count.
+        let as_of = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let midnight = as_of.and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let (device, point) = (DeviceId::new("pl01").unwrap(), PointName::new("pressure").unwrap());
+        let mut batch: Vec<Reading> = (1..=120)
+            .map(|m| Reading::good(device.clone(), point.clone(), midnight - chrono::Duration::minutes(m), 7.0))
+            .collect();
+        batch.push(Reading::good(device.clone(), point.clone(), midnight, 20.0));
+        let url = format!("sqlite://{}", dir.path().join("m.sqlite").display());
+        store::open(&url).await.unwrap().write(&batch).await.unwrap();
+        let zones = dir.path().join("zones.toml");
+        std::fs::write(&zones, "[[zone]]\nname = \"Z1\"\npressure = [\"pl01/pressure\"]\n").unwrap();
+
+        let out = dir.path().join("ranking.csv");
+        let command = RiskCommand::Rank {
+            input: Input {
+                assets: dir.path().join("assets.csv"),
+                breaks: dir.path().join("breaks.csv"),
+                profile: "mizumori".into(),
+            },
+            as_of,
+            out: out.clone(),
+            store: Some(url),
+            accounts: None,
+            zones: Some(zones),
+            pressure_days: 30,
+            model: ModelArgs { model: "poisson".into(), train_years: 10, max_train_rows: 50_000 },
+        };
+        run(command).await.unwrap();
+        let mut reader = csv::Reader::from_path(&out).unwrap();
+        let header = reader.headers().unwrap().clone();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let (district, mean, max) = (col("district"), col("zone_mean_bar"), col("zone_max_bar"));
+        let (mut z1, mut others) = (0, 0);
+        for record in reader.records() {
+            let record = record.unwrap();
+            if &record[district] == "Z1" {
+                z1 += 1;
+                assert_eq!((&record[mean], &record[max]), ("7.000", "7.000"));
+            } else {
+                others += 1;
+                assert_eq!(&record[mean], "", "zones without readings have no figures");
+            }
+        }
+        assert!(z1 > 0 && others > 0, "{z1} mains in Z1, {others} elsewhere");
     }
 
     #[test]

@@ -8,40 +8,62 @@
 //! for a model fit. The run is saved in one transaction, so an interrupted demo leaves no half
 //! run and the next start computes it again; a saved run is reused on every later start.
 
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::Path;
+use std::sync::Arc;
 
 use analytics::backtest::{BacktestRow, backtest, means};
+use analytics::pressure::ZonePressure;
 use analytics::synth::{SynthParams, generate};
 use analytics::{FeatureBuilder, History, RankParams, Ranking};
 use anyhow::Context;
 use chrono::{Datelike, NaiveDate, Utc};
 use store::risk::{BacktestFigure, RiskLevel, RiskRow, RiskRun};
-use store::{RiskStore, SqliteRisk};
+use store::{ReadingSource, RiskStore, SqliteRisk};
 use tracing::{info, warn};
 
 /// Test years of the model card's backtest: the last three full years.
 pub const BACKTEST_YEARS: i32 = 3;
 
-/// Loads the risk data in the background unless the file has a run already.
-pub fn spawn(risk: SqliteRisk, today: NaiveDate) -> tokio::task::JoinHandle<()> {
+/// Ends the run's selection text when zone pressure was used (and tells the demo so).
+const WITH_PRESSURE: &str = "; with zone pressure";
+
+/// Districts of the demo scenario (`dma01`…`dma12`): the synthetic city's pressure zones, so
+/// that its mains meet the simulator's pressure loggers.
+pub const DEMO_DISTRICTS: usize = 12;
+
+/// Loads the risk data in the background unless the file has a run already; the mains get
+/// their zone's pressure from `readings` when the store holds enough of them.
+pub fn spawn(risk: SqliteRisk, readings: Arc<dyn ReadingSource>, today: NaiveDate) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        if let Err(e) = load(&risk, today).await {
+        if let Err(e) = load(&risk, readings.as_ref(), today).await {
             warn!(error = format!("{e:#}"), "the demo's risk ranking could not be made");
         }
     })
 }
 
-async fn load(risk: &SqliteRisk, today: NaiveDate) -> anyhow::Result<()> {
+async fn load(risk: &SqliteRisk, readings: &dyn ReadingSource, today: NaiveDate) -> anyhow::Result<()> {
+    // Up to now rather than to the as-of date's start: the demo's readings are all recent.
+    let zones = analytics::pressure::demo_zones(DEMO_DISTRICTS);
+    let pressure =
+        analytics::pressure::zone_pressure(readings, &zones, Utc::now(), analytics::pressure::DEFAULT_WINDOW_DAYS)
+            .await
+            .context("reading the districts' pressure")?;
     if let Some(run) = risk.latest_run().await? {
-        info!(as_of = %run.as_of, model = %run.model, "reusing the stored risk ranking");
-        return Ok(());
+        // A run made before the store held an hour of readings is made again once it does,
+        // so that a demo restarted after running a while shows pressure as evidence.
+        if pressure.is_empty() || run.selection.contains(WITH_PRESSURE) {
+            info!(as_of = %run.as_of, model = %run.model, "reusing the stored risk ranking");
+            return Ok(());
+        }
+        info!(zones = pressure.len(), "ranking again: the districts' pressure is now known");
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("demo-risk".into())
         .spawn(move || {
-            let _ = tx.send(compute(today, SynthParams::default().network_km));
+            let _ = tx.send(compute(today, SynthParams::default().network_km, pressure));
         })
         .context("starting the ranking thread")?;
     let (run, rows) = rx.await.context("the ranking thread ended without an answer")??;
@@ -50,16 +72,22 @@ async fn load(risk: &SqliteRisk, today: NaiveDate) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Generates the synthetic city (about `network_km` of mains) with breaks up to this year,
-/// ranks it as of `today` and backtests the last full years, as rows for the store.
-pub fn compute(today: NaiveDate, network_km: f64) -> anyhow::Result<(RiskRun, Vec<RiskRow>)> {
+/// Generates the synthetic city (about `network_km` of mains, in the demo's districts) with
+/// breaks up to this year, ranks it as of `today` with the districts' `pressure` features
+/// and backtests the last full years, as rows for the store.
+pub fn compute(
+    today: NaiveDate,
+    network_km: f64,
+    pressure: BTreeMap<String, ZonePressure>,
+) -> anyhow::Result<(RiskRun, Vec<RiskRow>)> {
     // Breaks are drawn to the end of this year; the ranking and the backtest read only those
     // before their as-of dates (`History::before`), so the later ones stay unseen.
-    let mut city = generate(&SynthParams { last_year: today.year(), network_km, ..SynthParams::default() });
+    let zones = analytics::pressure::demo_zones(DEMO_DISTRICTS).zones.into_iter().map(|z| z.name).collect();
+    let mut city = generate(&SynthParams { last_year: today.year(), network_km, zones, ..SynthParams::default() });
     // Streets for the mains, so the stored run has midpoints for maps and GeoJSON exports.
     analytics::synth::lay_out_streets(&mut city, 1);
     let history = History::new(&city.register, &city.breaks);
-    let builder = FeatureBuilder::new(&city.register, &history);
+    let builder = FeatureBuilder::new(&city.register, &history).with_pressure(pressure);
     let params = RankParams::default();
     let ranking = analytics::rank(&builder, today, &params).context("ranking the synthetic city")?;
     let years = (today.year() - BACKTEST_YEARS)..=(today.year() - 1);
@@ -123,7 +151,11 @@ pub fn for_store(
         id: 0,
         as_of: ranking.as_of,
         model: ranking.selection.chosen.to_string(),
-        selection: ranking.selection.describe(),
+        selection: if builder.zone_pressure().is_empty() {
+            ranking.selection.describe()
+        } else {
+            format!("{}{WITH_PRESSURE} of {} zones", ranking.selection.describe(), builder.zone_pressure().len())
+        },
         test_years: format!("{}–{}", years.start(), years.end()),
         created: Utc::now(),
         backtest: figures,
@@ -153,7 +185,7 @@ mod tests {
     #[tokio::test]
     async fn a_ranked_city_is_saved_once_and_reused() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
-        let (run, rows) = compute(today, 100.0).unwrap();
+        let (run, rows) = compute(today, 100.0, BTreeMap::new()).unwrap();
         assert_eq!(run.as_of, today);
         assert!(rows.len() > 500, "{} mains", rows.len());
         // Ranks run 1..n in order of the score, highest first.
@@ -170,7 +202,8 @@ mod tests {
         let risk = open(&dir.path().join("m.sqlite")).await.unwrap();
         let id = risk.save_run(&run, &rows).await.unwrap();
         // A second start finds the run and returns at once instead of ranking again.
-        tokio::time::timeout(Duration::from_secs(5), load(&risk, today)).await.unwrap().unwrap();
+        let readings = store::SqliteStore::open(&dir.path().join("m.sqlite")).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), load(&risk, &readings, today)).await.unwrap().unwrap();
         let latest = risk.latest_run().await.unwrap().unwrap();
         assert_eq!(latest.id, id, "no second run");
         let page = risk.rows(id, &RiskQuery { limit: 3, ..Default::default() }).await.unwrap();

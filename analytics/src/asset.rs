@@ -94,7 +94,9 @@ impl Register {
     /// Builds the register; a later pipe with an id already present is returned as a
     /// duplicate instead of replacing the first.
     pub fn new(pipes: Vec<Pipe>) -> (Register, Vec<Pipe>) {
-        let mut register = Register::default();
+        let mut register = Register { pipes: Vec::with_capacity(pipes.len()), index: Default::default() };
+        // Sized once: growing a million-entry map rehashes it twenty times.
+        register.index.reserve(pipes.len());
         let mut duplicates = Vec::new();
         for pipe in pipes {
             if register.index.contains_key(&pipe.id) {

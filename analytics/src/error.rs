@@ -35,6 +35,10 @@ pub enum AnalyticsError {
     PeerMissing { peer: String, year: i32, asset: String },
     #[error(transparent)]
     Peer(#[from] crate::peer::PeerError),
+    #[error("{}{}: {field}: {why}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Zones { path: PathBuf, line: Option<usize>, field: String, why: String },
+    #[error("reading pressure series {series} from the store: {why}")]
+    Readings { series: String, why: String },
     #[error("invalid parameter {name} = {value}: {why}")]
     InvalidParam { name: &'static str, value: String, why: &'static str },
 }

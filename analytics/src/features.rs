@@ -5,12 +5,14 @@
 //! breaks of the year that follows an as-of date) are read by [`History::count_in`] and only
 //! for windows that end on or before the as-of date of the model being trained.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Months, NaiveDate};
+use rayon::prelude::*;
 
 use crate::asset::{Break, Register};
 use crate::material::Material;
+use crate::pressure::ZonePressure;
 
 /// Break dates of every main, by register position, sorted.
 #[derive(Debug, Clone)]
@@ -64,6 +66,23 @@ pub struct Features {
     pub prior_breaks: u32,
     pub breaks_last_5y: u32,
     pub years_since_last_break: Option<f64>,
+    /// The pressure of the main's zone from the store's readings, when known
+    /// ([`FeatureBuilder::with_pressure`]).
+    pub pressure: Option<Pressure>,
+}
+
+/// The pressure features a model uses: those of the main's zone ([`ZonePressure`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pressure {
+    pub mean_bar: f64,
+    pub max_bar: f64,
+    pub transients_per_day: f64,
+}
+
+impl From<&ZonePressure> for Pressure {
+    fn from(z: &ZonePressure) -> Pressure {
+        Pressure { mean_bar: z.mean_bar, max_bar: z.max_bar, transients_per_day: z.transients_per_day }
+    }
 }
 
 impl Features {
@@ -90,6 +109,9 @@ pub struct FeatureBuilder<'a> {
     /// Median install year by material, for mains whose install date is unknown.
     median_year: HashMap<Material, i32>,
     overall_median_year: i32,
+    /// Pressure features by register position, for mains whose zone has them; empty without.
+    pressure: Vec<Option<Pressure>>,
+    zones: BTreeMap<String, ZonePressure>,
 }
 
 impl<'a> FeatureBuilder<'a> {
@@ -108,7 +130,40 @@ impl<'a> FeatureBuilder<'a> {
         };
         let overall_median_year = if all.is_empty() { 1980 } else { median(&mut all) };
         let median_year = years.into_iter().map(|(m, mut v)| (m, median(&mut v))).collect();
-        FeatureBuilder { register, history, median_year, overall_median_year }
+        FeatureBuilder {
+            register,
+            history,
+            median_year,
+            overall_median_year,
+            pressure: Vec::new(),
+            zones: BTreeMap::new(),
+        }
+    }
+
+    /// Gives each main the pressure features of its zone (by the register's `pressure_zone`).
+    /// They are read from recent readings and used for every year of a training panel too:
+    /// a zone's pressure regime (its reservoir level, its pressure-reducing valves) is taken
+    /// as a lasting property of the zone, because the store holds no readings of years ago.
+    pub fn with_pressure(mut self, zones: BTreeMap<String, ZonePressure>) -> Self {
+        self.pressure = self
+            .register
+            .pipes()
+            .iter()
+            .map(|p| p.pressure_zone.as_deref().and_then(|z| zones.get(z)).map(Pressure::from))
+            .collect();
+        self.zones = zones;
+        self
+    }
+
+    /// The zone pressure features given to [`Self::with_pressure`].
+    pub fn zone_pressure(&self) -> &BTreeMap<String, ZonePressure> {
+        &self.zones
+    }
+
+    /// The pressure features of main `i`, if its zone has them.
+    pub fn pressure_of(&self, i: usize) -> Option<&ZonePressure> {
+        let zone = self.register.pipes()[i].pressure_zone.as_deref()?;
+        self.zones.get(zone)
     }
 
     pub fn register(&self) -> &Register {
@@ -121,12 +176,30 @@ impl<'a> FeatureBuilder<'a> {
 
     /// Features of every main in service on `as_of`, in register order.
     pub fn as_of(&self, as_of: NaiveDate) -> Vec<Features> {
+        self.as_of_where(as_of, |_| true)
+    }
+
+    /// [`Self::as_of`] for about `max_rows` of the mains in service, drawn at random but
+    /// depending only on (main, year), so a sample is the same run after run; all of them when
+    /// there are no more than `max_rows`.
+    pub fn sample_as_of(&self, as_of: NaiveDate, max_rows: usize) -> Vec<Features> {
+        let in_service = self.register.pipes().iter().filter(|p| p.in_service(as_of)).count();
+        if in_service <= max_rows {
+            return self.as_of(as_of);
+        }
+        let keep = max_rows as f64 / in_service as f64;
+        self.as_of_where(as_of, |i| unit_hash(i as u64, as_of.year()) < keep)
+    }
+
+    /// Features of the mains in service on `as_of` whose register position passes `keep`.
+    fn as_of_where(&self, as_of: NaiveDate, keep: impl Fn(usize) -> bool + Sync) -> Vec<Features> {
         let five_years_ago = years_before(as_of, 5);
+        // Over the cores: a million mains' break histories are a million binary searches.
         self.register
             .pipes()
-            .iter()
+            .par_iter()
             .enumerate()
-            .filter(|(_, p)| p.in_service(as_of))
+            .filter(|(i, p)| p.in_service(as_of) && keep(*i))
             .map(|(i, _)| self.features(i, as_of, five_years_ago))
             .collect()
     }
@@ -153,6 +226,7 @@ impl<'a> FeatureBuilder<'a> {
             prior_breaks: prior.len() as u32,
             breaks_last_5y: prior.iter().filter(|d| **d >= five_years_ago).count() as u32,
             years_since_last_break: prior.last().map(|d| (as_of - *d).num_days() as f64 / 365.25),
+            pressure: self.pressure.get(i).copied().flatten(),
         }
     }
 
@@ -180,7 +254,7 @@ impl<'a> FeatureBuilder<'a> {
         let starts: Vec<NaiveDate> = (1..=years).map(|k| years_before(as_of, k)).collect();
         // Labels first: they are cheap and decide the sampling rate.
         let labelled: Vec<Vec<(usize, u32)>> = starts
-            .iter()
+            .par_iter()
             .map(|&start| {
                 let end = one_year_after(start);
                 let pipes = self.register.pipes().iter().enumerate();

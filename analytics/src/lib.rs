@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod models;
 pub mod peer;
 pub mod plan;
+pub mod pressure;
 mod progress;
 pub mod risk;
 pub mod sewer;

@@ -6,6 +6,8 @@
 //! share of its length that fits. Without that, "rank by prior breaks" (where most mains tie
 //! at zero) would score by the accident of file order.
 
+use rayon::slice::ParallelSliceMut;
+
 /// Share (0–1) of `breaks` that falls on the highest-scored mains making up `k` (0–1) of the
 /// total length. `scores`, `lengths` and `breaks` are per main.
 pub fn capture(scores: &[f64], lengths: &[f64], breaks: &[f64], k: f64) -> f64 {
@@ -91,7 +93,8 @@ pub fn gain_curve(scores: &[f64], lengths: &[f64], breaks: &[f64], points: usize
 /// Indices sorted by score, highest first; NaN last.
 pub fn descending(scores: &[f64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    // rayon's stable sort: the same order as `sort_by`, over the cores.
+    order.par_sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     order
 }
 

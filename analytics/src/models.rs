@@ -245,6 +245,8 @@ enum Factor {
     Diameter,
     Length,
     History,
+    /// The zone's pressure from the store's readings (only when the panel has any).
+    Pressure,
 }
 
 /// Turns features into standardised model columns; fitted on the training panel.
@@ -252,6 +254,9 @@ enum Factor {
 struct Design {
     materials: Vec<Material>,
     decades: Vec<i32>,
+    /// Pressure columns, when some pipe-year of the training panel has pressure features:
+    /// without them (Kitchener) the design is the same as before they existed.
+    pressure: bool,
     factors: Vec<Factor>,
     mean: Vec<f64>,
     sd: Vec<f64>,
@@ -273,7 +278,8 @@ impl Design {
         let mut decades: Vec<_> = dkm.into_iter().collect();
         decades.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let decades: Vec<i32> = decades.into_iter().skip(1).map(|(d, _)| d).collect();
-        let mut design = Design { factors: Vec::new(), materials, decades, mean: Vec::new(), sd: Vec::new() };
+        let pressure = rows.iter().any(|r| r.pressure.is_some());
+        let mut design = Design { factors: Vec::new(), materials, decades, pressure, mean: Vec::new(), sd: Vec::new() };
         let mut factors = Vec::new();
         design.columns(&rows[0], |f, _| factors.push(f));
         design.factors = factors;
@@ -314,6 +320,17 @@ impl Design {
         c(Factor::History, f64::from(r.prior_breaks).ln_1p());
         c(Factor::History, f64::from(r.breaks_last_5y).ln_1p());
         c(Factor::History, f64::from(u8::from(r.years_since_last_break.is_some_and(|y| y < 2.0))));
+        if self.pressure {
+            // Mean pressure loads the joints and walls all the time; transients are the
+            // surges that fatigue them. An unknown zone gets 0 and its own indicator.
+            let (mean, transients, unknown) = match r.pressure {
+                Some(p) => (p.mean_bar, p.transients_per_day.ln_1p(), 0.0),
+                None => (0.0, 0.0, 1.0),
+            };
+            c(Factor::Pressure, mean);
+            c(Factor::Pressure, transients);
+            c(Factor::Pressure, unknown);
+        }
     }
 
     fn raw(&self, rows: &[Features]) -> Array2<f64> {
@@ -387,6 +404,15 @@ impl Design {
                         0 => "no prior break".to_owned(),
                         1 => "1 prior break".to_owned(),
                         n => format!("{n} prior breaks"),
+                    },
+                    Factor::Pressure => match r.pressure {
+                        Some(p) => format!(
+                            "zone pressure {}: mean {:.1} bar, {:.0} transients/day",
+                            if *e > 0.0 { "high" } else { "low" },
+                            p.mean_bar,
+                            p.transients_per_day
+                        ),
+                        None => "zone pressure unknown".to_owned(),
                     },
                 };
                 format!("{label} ×{:.2}", e.exp())
@@ -870,6 +896,15 @@ impl LofModel for RandomForest {
                     },
                     Factor::Length => format!("length ({:.0} m)", r.length_m),
                     Factor::History => format!("break history ({} prior)", r.prior_breaks),
+                    Factor::Pressure => match r.pressure {
+                        Some(p) => {
+                            format!(
+                                "zone pressure (mean {:.1} bar, {:.0} transients/day)",
+                                p.mean_bar, p.transients_per_day
+                            )
+                        }
+                        None => "zone pressure (unknown)".to_owned(),
+                    },
                 };
                 format!("{name} {:.0}%", v * 100.0)
             })

@@ -3,9 +3,11 @@
 //! 5 × 5 matrix, and order the mains so that renewing from the top, length by length,
 //! removes the most expected breaks per km.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use chrono::NaiveDate;
+use rayon::prelude::*;
 
 use crate::AnalyticsError;
 use crate::asset::{Pipe, RoadClass};
@@ -28,6 +30,17 @@ pub struct RankParams {
     /// are sampled beyond it (`FeatureBuilder::sampled_panel`), so that a large register
     /// trains in bounded time.
     pub max_train_rows: usize,
+    /// At most about this many mains are scored in each validation year: a random sample of
+    /// the mains in service (`FeatureBuilder::sample_as_of`) when there are more. Capture@k %
+    /// on 200,000 mains estimates the whole register's to well under the half point that
+    /// decides a tie (ARCHITECTURE.md, Decisions), and scoring a million mains with four
+    /// models was most of a large ranking's time.
+    pub validation_sample: usize,
+    /// Above this many mains in service the random forest is left out of validation (and so
+    /// never chosen), with the reason in the selection's text: on the 1,000,000-main
+    /// benchmark it scored 23–25 % capture@5 % against 29–31 % for the others
+    /// (BENCHMARKS.md), and its trees were a tenth of the ranking's CPU time.
+    pub forest_max_mains: usize,
 }
 
 impl Default for RankParams {
@@ -38,6 +51,8 @@ impl Default for RankParams {
             model: None,
             models: ModelParams::default(),
             max_train_rows: 50_000,
+            validation_sample: 200_000,
+            forest_max_mains: 200_000,
         }
     }
 }
@@ -64,6 +79,8 @@ pub struct Selection {
     pub chosen: ModelKind,
     /// Empty when the model was forced.
     pub validation: Vec<ValidationScore>,
+    /// Families left out of validation, and why.
+    pub left_out: Vec<(ModelKind, String)>,
 }
 
 impl Selection {
@@ -76,7 +93,12 @@ impl Selection {
             .iter()
             .map(|v| format!("{} {:.1}%@5 {:.1}%@1", v.kind, v.capture_5 * 100.0, v.capture_1 * 100.0))
             .collect();
-        format!("model {} (best mean capture@5% of length in validation: {})", self.chosen, scores.join(", "))
+        let mut text =
+            format!("model {} (best mean capture@5% of length in validation: {})", self.chosen, scores.join(", "));
+        for (kind, why) in &self.left_out {
+            text.push_str(&format!("; {kind} not validated: {why}"));
+        }
+        text
     }
 }
 
@@ -89,19 +111,38 @@ pub fn select_model(
     params: &RankParams,
 ) -> Result<Selection, AnalyticsError> {
     if let Some(kind) = params.model {
-        return Ok(Selection { chosen: kind, validation: Vec::new() });
+        return Ok(Selection { chosen: kind, validation: Vec::new(), left_out: Vec::new() });
     }
+    let in_service = builder.register().pipes().iter().filter(|p| p.in_service(as_of)).count();
+    let mut left_out = Vec::new();
+    let kinds: Vec<ModelKind> = ModelKind::ALL
+        .into_iter()
+        .filter(|&kind| {
+            let skip = kind == ModelKind::RandomForest && in_service > params.forest_max_mains;
+            if skip {
+                left_out.push((
+                    kind,
+                    format!(
+                        "{in_service} mains in service, above {}; it never won on registers this large",
+                        params.forest_max_mains
+                    ),
+                ));
+            }
+            !skip
+        })
+        .collect();
     let mut sums: Vec<ValidationScore> =
-        ModelKind::ALL.iter().map(|&kind| ValidationScore { kind, capture_1: 0.0, capture_5: 0.0 }).collect();
+        kinds.iter().map(|&kind| ValidationScore { kind, capture_1: 0.0, capture_5: 0.0 }).collect();
     let years = params.validation_years.max(1);
-    let bar = progress::bar(u64::from(years) * ModelKind::ALL.len() as u64, "validating models");
+    let bar = progress::bar(u64::from(years) * kinds.len() as u64, "validating models");
     // The validation years are independent: one thread each (the machines this runs on have
     // a few cores, and a ranking waits on nothing else).
     let per_year: Vec<Result<Option<Captures>, AnalyticsError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (1..=years)
             .map(|v| {
                 let bar = bar.clone();
-                scope.spawn(move || validate_year(builder, years_before(as_of, v), params, &bar))
+                let kinds = &kinds;
+                scope.spawn(move || validate_year(builder, years_before(as_of, v), params, kinds, &bar))
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("a validation thread does not panic")).collect()
@@ -136,30 +177,31 @@ pub fn select_model(
             if better { s } else { best }
         })
         .kind;
-    Ok(Selection { chosen: best, validation: sums })
+    Ok(Selection { chosen: best, validation: sums, left_out })
 }
 
-/// (capture@1 %, capture@5 %) of each family, in the order of [`ModelKind::ALL`].
+/// (capture@1 %, capture@5 %) of each family validated, in their order.
 type Captures = Vec<(f64, f64)>;
 
-/// Capture@1 % and @5 % of each family of [`ModelKind::ALL`] on the year from `at`, trained
-/// on the years before it; `None` when that year or its training panel has no break.
+/// Capture@1 % and @5 % of each of `kinds` on the year from `at`, trained on the years before
+/// it; `None` when that year or its training panel has no break.
 fn validate_year(
     builder: &FeatureBuilder,
     at: NaiveDate,
     params: &RankParams,
+    kinds: &[ModelKind],
     bar: &indicatif::ProgressBar,
 ) -> Result<Option<Captures>, AnalyticsError> {
     let panel = params.panel(builder, at);
-    let rows = builder.as_of(at);
+    let rows = builder.sample_as_of(at, params.validation_sample);
     let actual = builder.next_year_breaks(&rows, at);
     if panel.total_breaks() == 0.0 || actual.iter().sum::<f64>() == 0.0 {
-        bar.inc(ModelKind::ALL.len() as u64);
+        bar.inc(kinds.len() as u64);
         return Ok(None);
     }
     let lengths: Vec<f64> = rows.iter().map(|r| r.length_m).collect();
     let mut out = Vec::new();
-    for kind in ModelKind::ALL {
+    for &kind in kinds {
         let model = params.models.fit(kind, &panel)?;
         let score = scores(&*model, &rows);
         let [c1, c5] = captures(&score, &lengths, &actual, [0.01, 0.05]);
@@ -171,8 +213,18 @@ fn validate_year(
 
 /// Expected breaks per km in the year: the ranking score.
 pub fn scores(model: &dyn LofModel, rows: &[crate::features::Features]) -> Vec<f64> {
-    model.expected_breaks(rows).into_iter().zip(rows).map(|(e, r)| e / r.length_km()).collect()
+    expected_breaks(model, rows).into_iter().zip(rows).map(|(e, r)| e / r.length_km()).collect()
 }
+
+/// [`LofModel::expected_breaks`] over the cores, in blocks: every family scores each main on
+/// its own, so the blocks' results joined in order are the same numbers.
+pub fn expected_breaks(model: &dyn LofModel, rows: &[crate::features::Features]) -> Vec<f64> {
+    rows.par_chunks(SCORE_BLOCK).flat_map_iter(|block| model.expected_breaks(block)).collect()
+}
+
+/// Mains per block of parallel work: large enough that a block's overhead is nothing, small
+/// enough that two cores share a million mains evenly.
+const SCORE_BLOCK: usize = 16_384;
 
 /// One ranked main.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,7 +258,7 @@ pub fn rank(builder: &FeatureBuilder, as_of: NaiveDate, params: &RankParams) -> 
     let selection = select_model(builder, as_of, params)?;
     let panel = params.panel(builder, as_of);
     let model = params.models.fit(selection.chosen, &panel)?;
-    let expected = model.expected_breaks(&rows);
+    let expected = expected_breaks(&*model, &rows);
     let score: Vec<f64> = expected.iter().zip(&rows).map(|(e, r)| e / r.length_km()).collect();
     let order = descending(&score);
     let total_m: f64 = rows.iter().map(|r| r.length_m).sum();
@@ -243,23 +295,16 @@ pub fn rank(builder: &FeatureBuilder, as_of: NaiveDate, params: &RankParams) -> 
             explanation: format!("{}: {}", model.kind(), model.explain(r, expected[i])),
         }
     };
-    // Explanations are text for every main (a few seconds for a million): two threads.
-    let half = order.len().div_ceil(2);
-    let (order, lof) = (&order[..], &lof[..]);
-    let ranked: Vec<RankedPipe> = std::thread::scope(|scope| {
-        let parts: Vec<_> = [(0, half), (half, order.len())]
-            .into_iter()
-            .map(|(from, to)| {
-                let bar = bar.clone();
-                scope.spawn(move || {
-                    let part: Vec<RankedPipe> = order[from..to].iter().zip(&lof[from..to]).map(ranked_pipe).collect();
-                    bar.inc(part.len() as u64);
-                    part
-                })
-            })
-            .collect();
-        parts.into_iter().flat_map(|h| h.join().expect("an explaining thread does not panic")).collect()
-    });
+    // Explanations are text for every main (a few seconds of CPU for a million): over the
+    // cores, in order.
+    let ranked: Vec<RankedPipe> = order
+        .par_iter()
+        .zip(&lof[..])
+        .map(|pair| {
+            bar.inc(1);
+            ranked_pipe(pair)
+        })
+        .collect();
     bar.finish_and_clear();
     Ok(Ranking { as_of, selection, rows: ranked })
 }
@@ -316,7 +361,10 @@ impl RiskGrade {
 /// Writes the ranking: the contract columns first, then what an engineer wants beside them.
 pub fn write_ranking_csv(path: &Path, ranking: &Ranking, builder: &FeatureBuilder) -> Result<(), AnalyticsError> {
     let err = |source| AnalyticsError::Write { path: path.to_owned(), source };
-    let mut w = csv::Writer::from_path(path).map_err(err)?;
+    let io = |e: std::io::Error| err(e.into());
+    // A 1 MiB buffer: with the default 8 KiB a million rows of about 130 bytes are 16,000 writes.
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).map_err(io)?);
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "asset_id",
         "score",
@@ -332,36 +380,112 @@ pub fn write_ranking_csv(path: &Path, ranking: &Ranking, builder: &FeatureBuilde
         "installed",
         "prior_breaks",
         "district",
+        "zone_mean_bar",
+        "zone_max_bar",
+        "zone_transients_per_day",
     ])
     .map_err(err)?;
-    for r in &ranking.rows {
-        let p = &builder.register().pipes()[r.pipe];
-        let prior = builder.history().before(r.pipe, ranking.as_of).len();
-        w.write_record([
-            p.id.to_string(),
-            format!("{:.6}", r.score),
-            format!("{:.6}", r.expected_breaks),
-            format!("{:.6}", r.probability),
-            r.lof_grade.to_string(),
-            r.cof_grade.to_string(),
-            r.risk_grade.name().to_owned(),
-            r.explanation.clone(),
-            p.material.code().to_owned(),
-            p.diameter_mm.map(|d| d.to_string()).unwrap_or_default(),
-            p.length_m.to_string(),
-            p.installed.map(|d| d.to_string()).unwrap_or_default(),
-            prior.to_string(),
-            p.pressure_zone.clone().unwrap_or_default(),
-        ])
-        .map_err(err)?;
+    file.write_all(&w.into_inner().map_err(|e| io(e.into_error()))?).map_err(io)?;
+    // Rows are formatted into text over the cores, a block at a time, and written in order:
+    // formatting numbers was most of the writing's time.
+    for blocks in ranking.rows.chunks(SCORE_BLOCK * 4) {
+        let texts: Vec<Vec<u8>> = blocks
+            .par_chunks(SCORE_BLOCK)
+            .map(|block| ranking_rows_csv(block, ranking.as_of, builder))
+            .collect::<Result<_, csv::Error>>()
+            .map_err(err)?;
+        for text in texts {
+            file.write_all(&text).map_err(io)?;
+        }
     }
-    w.flush().map_err(|e| err(e.into()))?;
+    file.flush().map_err(io)?;
     Ok(())
+}
+
+/// CSV text of ranked rows (no header), as [`write_ranking_csv`] writes them.
+fn ranking_rows_csv(rows: &[RankedPipe], as_of: NaiveDate, builder: &FeatureBuilder) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::with_capacity(rows.len() * 160));
+    // One text buffer reused for every number, rather than a `String` per field: a million
+    // rows would otherwise allocate ten million times.
+    let mut text = String::new();
+    let mut field = |w: &mut csv::Writer<Vec<u8>>, args: std::fmt::Arguments| {
+        use std::fmt::Write as _;
+        text.clear();
+        text.write_fmt(args).expect("writing to a String cannot fail");
+        w.write_field(&text)
+    };
+    for r in rows {
+        let p = &builder.register().pipes()[r.pipe];
+        let prior = builder.history().before(r.pipe, as_of).len();
+        w.write_field(p.id.as_str())?;
+        field(&mut w, format_args!("{:.6}", r.score))?;
+        field(&mut w, format_args!("{:.6}", r.expected_breaks))?;
+        field(&mut w, format_args!("{:.6}", r.probability))?;
+        field(&mut w, format_args!("{}", r.lof_grade))?;
+        field(&mut w, format_args!("{}", r.cof_grade))?;
+        w.write_field(r.risk_grade.name())?;
+        w.write_field(&r.explanation)?;
+        w.write_field(p.material.code())?;
+        match p.diameter_mm {
+            Some(d) => field(&mut w, format_args!("{d}"))?,
+            None => w.write_field("")?,
+        }
+        field(&mut w, format_args!("{}", p.length_m))?;
+        match p.installed {
+            Some(d) => field(&mut w, format_args!("{d}"))?,
+            None => w.write_field("")?,
+        }
+        field(&mut w, format_args!("{prior}"))?;
+        w.write_field(p.pressure_zone.as_deref().unwrap_or_default())?;
+        match builder.pressure_of(r.pipe) {
+            Some(z) => {
+                field(&mut w, format_args!("{:.3}", z.mean_bar))?;
+                field(&mut w, format_args!("{:.3}", z.max_bar))?;
+                field(&mut w, format_args!("{:.2}", z.transients_per_day))?;
+            }
+            None => {
+                for _ in 0..3 {
+                    w.write_field("")?;
+                }
+            }
+        }
+        w.write_record(None::<&[u8]>)?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_register_validates_on_a_sample_and_without_the_forest() {
+        use crate::features::History;
+        let city = crate::synth::generate(&crate::synth::SynthParams { network_km: 150.0, ..Default::default() });
+        let history = History::new(&city.register, &city.breaks);
+        let builder = FeatureBuilder::new(&city.register, &history);
+        let as_of = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let all = builder.as_of(as_of);
+        // The sample is about the size asked for, a subset in register order, and the same
+        // every time.
+        let sample = builder.sample_as_of(as_of, all.len() / 4);
+        assert!((all.len() / 5..all.len() * 3 / 10).contains(&sample.len()), "{} of {}", sample.len(), all.len());
+        assert!(sample.windows(2).all(|w| w[0].pipe < w[1].pipe));
+        assert!(sample.iter().all(|r| all.iter().any(|a| a == r)));
+        assert_eq!(sample, builder.sample_as_of(as_of, all.len() / 4));
+        assert_eq!(builder.sample_as_of(as_of, all.len()), all, "small enough: every main");
+
+        // "Large" here is anything above 100 mains: the forest is left out, and says why.
+        let params = RankParams { forest_max_mains: 100, validation_sample: all.len() / 2, ..RankParams::default() };
+        let selection = select_model(&builder, as_of, &params).unwrap();
+        let kinds: Vec<ModelKind> = selection.validation.iter().map(|v| v.kind).collect();
+        assert_eq!(kinds, [ModelKind::CohortRate, ModelKind::Poisson, ModelKind::Logistic]);
+        assert_ne!(selection.chosen, ModelKind::RandomForest);
+        assert!(selection.describe().contains("random-forest not validated"), "{}", selection.describe());
+        let full = select_model(&builder, as_of, &RankParams::default()).unwrap();
+        assert_eq!(full.validation.len(), 4, "a register this small validates every family");
+        assert!(full.left_out.is_empty());
+    }
 
     #[test]
     fn risk_matrix_corners() {

@@ -24,19 +24,23 @@ use crate::material::{DiJoint, Material};
 /// The planted hazard: breaks per km per year of a main.
 ///
 /// rate = base(material) × exp(age_per_year × age) × (150 / diameter)^diameter_exponent
-///        × (1 + per_prior_break × min(prior, 3))
+///        × (1 + per_prior_break × min(prior, 3)) × zone_factor(pressure zone)
 ///
-/// The last factor makes a main that broke break again (the LEYP idea), as real data shows.
+/// The prior-break factor makes a main that broke break again (the LEYP idea), as real data
+/// shows. The zone factor (1 unless `zone_factor` names the zone) plants the effect of a
+/// zone's pressure regime, so a test can check that pressure features recover it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HazardModel {
     pub age_per_year: f64,
     pub diameter_exponent: f64,
     pub per_prior_break: f64,
+    /// (zone, multiplier of its mains' break rate); empty by default.
+    pub zone_factor: Vec<(String, f64)>,
 }
 
 impl Default for HazardModel {
     fn default() -> Self {
-        HazardModel { age_per_year: 0.015, diameter_exponent: 0.5, per_prior_break: 0.6 }
+        HazardModel { age_per_year: 0.015, diameter_exponent: 0.5, per_prior_break: 0.6, zone_factor: Vec::new() }
     }
 }
 
@@ -66,6 +70,12 @@ impl HazardModel {
             * (self.age_per_year * age.max(0.0)).exp()
             * (150.0 / d).powf(self.diameter_exponent)
             * (1.0 + self.per_prior_break * f64::from(prior.min(3)))
+            * self.zone_factor(pipe)
+    }
+
+    fn zone_factor(&self, pipe: &Pipe) -> f64 {
+        let Some(zone) = &pipe.pressure_zone else { return 1.0 };
+        self.zone_factor.iter().find(|(z, _)| z == zone).map_or(1.0, |(_, f)| *f)
     }
 }
 
@@ -83,6 +93,9 @@ pub struct SynthParams {
     /// The last year with breaks.
     pub last_year: i32,
     pub hazard: HazardModel,
+    /// Pressure zones the mains are spread over at random (`Z1`…`Z6` by default; the demo
+    /// uses its simulator's district names, so that readings and mains meet).
+    pub zones: Vec<String>,
 }
 
 impl Default for SynthParams {
@@ -94,6 +107,7 @@ impl Default for SynthParams {
             records_from: 1995,
             last_year: 2024,
             hazard: HazardModel::default(),
+            zones: (1..=6).map(|z| format!("Z{z}")).collect(),
         }
     }
 }
@@ -197,7 +211,10 @@ pub fn generate(params: &SynthParams) -> SyntheticCity {
             removed: None,
             criticality: None,
             road_class: Some(road_class),
-            pressure_zone: Some(format!("Z{}", rng.random_range(1..=6))),
+            // Drawn as 1..=n, as when the zones were always Z1…Z6, so that those cities stay
+            // the same pipe for pipe.
+            pressure_zone: (!params.zones.is_empty())
+                .then(|| params.zones[rng.random_range(1..=params.zones.len() as i32) as usize - 1].clone()),
             geometry: None,
         });
         km += length_m / 1000.0;

@@ -267,6 +267,12 @@ catalogue! {
     OmitDistrict => "Leave out the district of every main", "すべての管路の配水区を除く";
     OmitAllCoordinates => "Leave out the coordinates of every main", "すべての管路の座標を除く";
     Save => "Save", "保存";
+    ZonePressure => "Zone pressure (monitoring)", "配水区の水圧（監視データ）";
+    ZonePressureNote => "District {district}, its critical-point pressure logger, one-minute means over the 30 days before this ranking was made. A transient is a change of more than 0.5 bar within a minute or from one minute to the next.", "配水区 {district} の末端圧力計の1分平均値（この評価の作成前30日間）。過渡圧力は1分以内または1分ごとに0.5 bar を超える変化です。";
+    ZoneMeanBar => "Mean pressure (bar)", "平均水圧（bar）";
+    ZoneMaxBar => "Highest pressure (bar)", "最高水圧（bar）";
+    ZoneTransientsPerDay => "Transients per day", "過渡圧力（回/日）";
+    ZoneMaxDropBar => "Largest minute-to-minute drop (bar)", "1分ごとの最大低下（bar）";
 }
 
 #[cfg(test)]

@@ -653,8 +653,56 @@ pub(crate) async fn pipe_page(
         why = lang.t(Msg::Explanation),
         text = escape(&r.explanation),
     );
+    if let Some((district, p)) = zone_pressure(&state, &run, &r).await {
+        let _ = write!(
+            body,
+            "<h3>{title}</h3><p class=\"meta\">{note}</p><table>\
+             <tr><th scope=\"row\">{mean_l}</th><td>{mean:.2}</td></tr>\
+             <tr><th scope=\"row\">{max_l}</th><td>{max:.2}</td></tr>\
+             <tr><th scope=\"row\">{transients_l}</th><td>{transients:.1}</td></tr>\
+             <tr><th scope=\"row\">{drop_l}</th><td>{drop:.2}</td></tr></table>",
+            title = lang.t(Msg::ZonePressure),
+            note = lang.t(Msg::ZonePressureNote).replace("{district}", &escape(district)),
+            mean_l = lang.t(Msg::ZoneMeanBar),
+            max_l = lang.t(Msg::ZoneMaxBar),
+            transients_l = lang.t(Msg::ZoneTransientsPerDay),
+            drop_l = lang.t(Msg::ZoneMaxDropBar),
+            mean = p.mean_bar,
+            max = p.max_bar,
+            transients = p.transients_per_day,
+            drop = p.max_drop_bar,
+        );
+    }
     let title = id.to_string();
     Ok(Html(page(&Frame { lang, title: &title, user: Some(&user), here, refresh_s: None }, &body)))
+}
+
+/// The pressure of the main's district from its critical-point logger over the 30 days before
+/// the run was made (`analytics::pressure`'s definitions, the ranking's zone pressure features
+/// when the zones are the districts, as in the demo); `None` when the district has no logger,
+/// too few readings, or the store fails (logged: the page is useful without it).
+async fn zone_pressure<'a>(
+    state: &AppState,
+    run: &RiskRun,
+    r: &'a RiskRow,
+) -> Option<(&'a str, analytics::pressure::ZonePressure)> {
+    let district = r.district.as_deref()?;
+    let series = state.districts.iter().find(|d| d.name == district)?.critical_pressure.clone()?;
+    let days = i64::from(analytics::pressure::DEFAULT_WINDOW_DAYS);
+    let query = store::WindowQuery {
+        device: series.device,
+        point: series.point,
+        from: run.created - chrono::Duration::days(days),
+        to: run.created,
+        window_ms: 60_000,
+    };
+    match state.store.aggregate(&query).await {
+        Ok(windows) => analytics::pressure::ZonePressure::from_minutes(&[windows]).map(|p| (district, p)),
+        Err(e) => {
+            tracing::warn!(district, error = %e, "zone pressure for the risk page");
+            None
+        }
+    }
 }
 
 /// What the model card calls each ranker of the backtest.

@@ -214,3 +214,41 @@ async fn risk_csv_has_a_bom_and_every_filtered_main() {
     // The explanation holds quotes: quoted and doubled.
     assert!(lines[0].ends_with("\"poisson: <age> 2 & \"\"material\"\"\""), "{}", lines[0]);
 }
+
+#[tokio::test]
+async fn a_main_page_shows_its_district_pressure_as_evidence() {
+    use chrono::{Duration, DurationRound, Utc};
+    use model::{DeviceId, PointName, Reading};
+
+    let (state, _dir) = state_with_readings().await;
+    let engineer = login(&state, Role::Engineer).await;
+    // The test ranking's mains are in district Z1, which has no logger yet: no section.
+    let r = engineer.get(&state, "/risk/P-001?lang=en").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains("Zone pressure"), "no logger, no evidence");
+
+    // Two hours of a logger for Z1, ending an hour before now (the run was made just now):
+    // 5.0 bar but one minute at 3.8 bar, so two transient minutes in 1/12 day.
+    let (device, point) = (DeviceId::new("pl01").unwrap(), PointName::new("pressure").unwrap());
+    let start = Utc::now().duration_trunc(Duration::minutes(1)).unwrap() - Duration::hours(3);
+    let batch: Vec<Reading> = (0..120)
+        .map(|m| {
+            let value = if m == 60 { 3.8 } else { 5.0 };
+            Reading::good(device.clone(), point.clone(), start + Duration::minutes(m), value)
+        })
+        .collect();
+    state.store.write(&batch).await.unwrap();
+    let state = state.with_districts(vec![dashboard::District {
+        name: "Z1".into(),
+        inflow: None,
+        critical_pressure: Some(store::SeriesKey { device, point }),
+    }]);
+    let r = engineer.get(&state, "/risk/P-001?lang=en").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Zone pressure (monitoring)"), "{}", r.body);
+    for figure in ["<td>4.99</td>", "<td>5.00</td>", "<td>24.0</td>", "<td>1.20</td>"] {
+        assert!(r.body.contains(figure), "{figure} in {}", r.body);
+    }
+    let r = engineer.get(&state, "/risk/P-001?lang=ja").await;
+    assert!(r.body.contains("配水区の水圧（監視データ）") && r.body.contains("過渡圧力（回/日）"));
+}
