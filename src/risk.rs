@@ -408,6 +408,7 @@ mod tests {
                 assets: dir.path().join("assets.csv"),
                 breaks: dir.path().join("breaks.csv"),
                 profile: "mizumori".into(),
+                format: None,
             },
             as_of,
             out: out.clone(),
