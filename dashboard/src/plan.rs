@@ -666,6 +666,16 @@ async fn pdf_report(
     pipes: &[PlanPipe],
     plans: &[Plan],
 ) -> Result<Vec<u8>, AppError> {
+    if !cfg!(feature = "pdf") {
+        return Err(AppError::Unavailable(
+            t(
+                lang,
+                "PDF reports are unavailable: this server was built without them (cargo feature pdf). CSV and Excel exports still work.",
+                "PDF帳票は利用できません：このサーバーはPDF機能なしでビルドされています（cargo feature pdf）。CSV・Excel は利用できます。",
+            )
+            .into(),
+        ));
+    }
     // Say so before the layout work when there is no font (503 in the user's language).
     if !state.reports.status().available {
         return Err(no_font(lang));
