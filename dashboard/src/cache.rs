@@ -3,26 +3,31 @@
 //!
 //! * **Aggregates of readings** over "the last 30 days" (or 24 h, or the overview's 10-minute
 //!   means now and yesterday) are kept for one window of the chart, at most 60 s and at least
-//!   1 s: a 30-day chart at 720 px has hour-long windows, and its newest one is partial anyway.
-//!   A fixed (custom) range is kept for 60 s, for the readings that arrive late. A cached
-//!   aggregate carries the `from` and `to` it was computed for, and pages draw with those, so a
-//!   chart and its axis always agree.
+//!   1 s: a 30-day chart at 720 px has hour-long windows. A live view never shows them stale,
+//!   though: every request asks the store again for the windows from the cached answer's last
+//!   (open) window up to now — one small query — and joins them to the cached ones, so a
+//!   reading stored a moment ago is on the next chart. A fixed (custom) range is kept for 60 s,
+//!   for the readings that arrive late. An aggregate carries the `from` and `to` it covers,
+//!   and pages draw with those, so a chart and its axis always agree.
 //! * **Risk runs** never change once saved (a new ranking is a new run), so a page of a run,
-//!   its matrix, its filter choices and its summary are kept until evicted by size: no
-//!   staleness at all. Which run is the newest is looked up at most once a second.
+//!   its matrix, its filter choices and its summary are kept by run id until evicted by size.
+//!   Which run is the newest is asked of the store on every request (one indexed row), so a
+//!   new run shows on the next page.
 //! * **The latest readings** are kept for one second: the overview and device pages are
 //!   "live" within a second (the collector stores a point at most about once a second, and
 //!   pages refresh every 30 s), and fifty clients cost one query a second instead of fifty.
+//!   This is the one place a page may be up to a second behind the store.
 //!
 //! Every cache coalesces concurrent misses for one key into one store call (moka's
 //! `try_get_with`), so fifty clients opening the same chart cost one query. Sizes are bounded
 //! by weight (windows, rows), not by entry count. Alerts and sessions are never cached: what a
 //! crew member just did must show on the next page.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use model::Reading;
 use moka::Expiry;
 use moka::future::Cache;
@@ -54,6 +59,7 @@ pub(crate) struct Aggregated {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub windows: Vec<Window>,
+    window_ms: i64,
     fresh_for: StdDuration,
 }
 
@@ -92,7 +98,6 @@ pub(crate) fn freshness(window_ms: i64) -> StdDuration {
 /// The dashboard's caches; one per [`crate::AppState`].
 pub struct Caches {
     latest: Cache<(), Arc<Vec<Reading>>>,
-    latest_run: Cache<(), Arc<Option<RiskRun>>>,
     aggregates: Cache<AggKey, Arc<Aggregated>>,
     drawings: Cache<String, Arc<Drawing>>,
     risk_rows: Cache<(i64, String), Arc<RiskPage>>,
@@ -116,7 +121,6 @@ impl Default for Caches {
         let weight = |n: usize| u32::try_from(n + 1).unwrap_or(u32::MAX);
         Caches {
             latest: Cache::builder().max_capacity(1).time_to_live(LATEST_FRESH).build(),
-            latest_run: Cache::builder().max_capacity(1).time_to_live(LATEST_FRESH).build(),
             aggregates: Cache::builder()
                 .max_capacity(500_000)
                 .weigher(move |_, v: &Arc<Aggregated>| weight(v.windows.len()))
@@ -165,21 +169,24 @@ impl Caches {
                 let windows = store.aggregate(&q).await?;
                 let fresh_for = freshness(q.window_ms);
                 let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok::<_, StoreError>(Arc::new(Aggregated { id, from: q.from, to: q.to, windows, fresh_for }))
+                Ok::<_, StoreError>(Arc::new(Aggregated {
+                    id,
+                    from: q.from,
+                    to: q.to,
+                    window_ms: q.window_ms,
+                    windows,
+                    fresh_for,
+                }))
             })
             .await
             .map_err(shared)
     }
 
-    /// The newest ranking run, at most [`LATEST_FRESH`] old: a new run shows within a second.
+    /// The newest ranking run, asked of the store every time (one indexed row): a run saved a
+    /// moment ago shows on the next page. What is cached is keyed by the run's id, and a
+    /// saved run never changes, so nothing of an older run is ever shown as the newest.
     pub(crate) async fn latest_run(&self, risk: &Arc<dyn store::RiskStore>) -> Result<Option<RiskRun>, AppError> {
-        let risk = risk.clone();
-        let run = self
-            .latest_run
-            .try_get_with((), async move { Ok::<_, StoreError>(Arc::new(risk.latest_run().await?)) })
-            .await
-            .map_err(shared)?;
-        Ok(run.as_ref().clone())
+        Ok(risk.latest_run().await?)
     }
 
     /// Windows over the `span` that ends `back` before now.
@@ -200,7 +207,57 @@ impl Caches {
         let to = Utc::now() - back;
         let q =
             WindowQuery { device: series.device.clone(), point: series.point.clone(), from: to - span, to, window_ms };
-        self.aggregate(store, key, q).await
+        let cached = self.aggregate(store, key, q).await?;
+        if back > Duration::zero() {
+            // A past span (yesterday's comparison) gains no new readings.
+            return Ok(cached);
+        }
+        self.with_fresh_tail(store, series, span, &cached).await
+    }
+
+    /// A live view: the cached windows before the last (open) one they had, and from that
+    /// window on asked of the store again — one small query — so a reading stored after the
+    /// cache was filled shows on the very next request. Only a reading stored late with an
+    /// older time than the cache's end waits for the cache to expire (at most 60 s).
+    async fn with_fresh_tail(
+        &self,
+        store: &Arc<dyn Store>,
+        series: &SeriesKey,
+        span: Duration,
+        cached: &Arc<Aggregated>,
+    ) -> Result<Arc<Aggregated>, AppError> {
+        let window_ms = cached.window_ms;
+        // The end of the current second: requests within one second share one drawing, and a
+        // reading stored this very second is inside the range.
+        let now = Utc::now().duration_trunc(Duration::seconds(1)).unwrap_or_else(|_| Utc::now()) + Duration::seconds(1);
+        let from = now - span;
+        let bucket = |t: DateTime<Utc>| t.timestamp_millis().div_euclid(window_ms) * window_ms;
+        let boundary = bucket(cached.to);
+        let tail_from = DateTime::<Utc>::from_timestamp_millis(boundary).unwrap_or(from).max(from);
+        let q = WindowQuery {
+            device: series.device.clone(),
+            point: series.point.clone(),
+            from: tail_from,
+            to: now,
+            window_ms,
+        };
+        let tail = if tail_from < now { store.aggregate(&q).await? } else { Vec::new() };
+        let first = bucket(from);
+        let mut windows: Vec<Window> = cached
+            .windows
+            .iter()
+            .filter(|w| (first..boundary).contains(&w.start.timestamp_millis()))
+            .cloned()
+            .chain(tail)
+            .collect();
+        windows.sort_by_key(|w| w.start);
+        // The id names the content, so a drawing of it is shared until something changes.
+        let mut h = std::hash::DefaultHasher::new();
+        (cached.id, now.timestamp_millis(), windows.len()).hash(&mut h);
+        for w in windows.iter().rev().take(2) {
+            (w.start, w.count, w.mean.to_bits(), w.min.to_bits(), w.max.to_bits(), w.last.to_bits()).hash(&mut h);
+        }
+        Ok(Arc::new(Aggregated { id: h.finish(), from, to: now, window_ms, windows, fresh_for: MIN_FRESH }))
     }
 
     /// Windows over `[from, to)`.

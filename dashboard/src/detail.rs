@@ -98,6 +98,21 @@ fn bad(lang: Lang, en: String, ja: String) -> AppError {
     })
 }
 
+/// A chart width from a `w` parameter, `default` when there is none; the plan's charts share it.
+pub(crate) fn chart_width(w: Option<&str>, default: u32, lang: Lang) -> Result<u32, AppError> {
+    match w {
+        None | Some("") => Ok(default),
+        Some(w) => match w.parse::<u32>() {
+            Ok(w) if (MIN_WIDTH..=MAX_WIDTH).contains(&w) => Ok(w),
+            _ => Err(bad(
+                lang,
+                format!("w={w:?}: the chart width must be a whole number of pixels from {MIN_WIDTH} to {MAX_WIDTH}"),
+                format!("w={w:?}: グラフの幅は {MIN_WIDTH}〜{MAX_WIDTH} の整数（ピクセル）で指定してください"),
+            )),
+        },
+    }
+}
+
 /// A time from a `datetime-local` input (`2026-04-01T09:30`, in JST), a date (`2026-04-01`,
 /// JST midnight) or RFC 3339 with an offset.
 pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
@@ -114,21 +129,7 @@ pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 impl RangeParams {
     /// Checks the parameters against `now`.
     pub(crate) fn check(&self, now: DateTime<Utc>, lang: Lang) -> Result<Checked, AppError> {
-        let width = match self.w.as_deref() {
-            None | Some("") => DEFAULT_WIDTH,
-            Some(w) => match w.parse::<u32>() {
-                Ok(w) if (MIN_WIDTH..=MAX_WIDTH).contains(&w) => w,
-                _ => {
-                    return Err(bad(
-                        lang,
-                        format!(
-                            "w={w:?}: the chart width must be a whole number of pixels from {MIN_WIDTH} to {MAX_WIDTH}"
-                        ),
-                        format!("w={w:?}: グラフの幅は {MIN_WIDTH}〜{MAX_WIDTH} の整数（ピクセル）で指定してください"),
-                    ));
-                }
-            },
-        };
+        let width = chart_width(self.w.as_deref(), DEFAULT_WIDTH, lang)?;
         let custom = self.from.is_some() || self.to.is_some();
         let span = match self.range.as_deref() {
             None | Some("") if custom => Span::Custom,

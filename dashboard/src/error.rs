@@ -32,6 +32,10 @@ pub enum AppError {
     /// A store error that a cache handed to every request waiting for the same value.
     #[error(transparent)]
     SharedStore(std::sync::Arc<store::StoreError>),
+    /// A feature this server cannot offer now (PDF reports without a Japanese font); the message
+    /// says why and what still works.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A failure of ours that the user cannot fix; the message goes to the log only.
     #[error("internal: {0}")]
     Internal(String),
@@ -92,6 +96,7 @@ impl IntoResponse for AppError {
                     if e.is_transient() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
                 (status, "internal error: the store did not answer; see the server log").into_response()
             }
+            AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m).into_response(),
             AppError::Internal(m) => {
                 error!(error = %m, "internal error while answering a request");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log").into_response()

@@ -27,6 +27,7 @@ mod map;
 mod open_data;
 pub mod openapi;
 mod overview;
+mod pdf;
 mod plan;
 mod risk;
 
@@ -47,6 +48,7 @@ use tracing::info;
 
 pub use auth::{AuthConfig, CurrentUser, Permission};
 pub use error::AppError;
+pub use pdf::{FONT_ENV, FontStatus, KNOWN_FONT_PATHS, UTILITY_ENV};
 
 /// A district metered area as the overview shows it: the series of its inlet flow meter and
 /// of the pressure logger at its critical point, where it has them.
@@ -79,6 +81,8 @@ pub struct AppState {
     pub(crate) throttle: Arc<auth::LoginThrottle>,
     /// Aggregates and risk pages that many clients ask for at once.
     pub(crate) caches: Arc<cache::Caches>,
+    /// The PDF reports' font and engine (found at start-up, loaded on the first report).
+    pub(crate) reports: Arc<pdf::Reports>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -100,7 +104,20 @@ impl AppState {
             districts: Arc::default(),
             throttle: Arc::default(),
             caches: Arc::default(),
+            reports: Arc::new(pdf::Reports::from_env()),
         }
+    }
+
+    /// Looks for the PDF reports' Japanese font only in `paths` (the first file found is used;
+    /// none, or an empty list, turns PDF reports off with a 503 that says why).
+    pub fn with_pdf_font_paths(mut self, paths: &[std::path::PathBuf]) -> Self {
+        self.reports = Arc::new(pdf::Reports::search(paths, None));
+        self
+    }
+
+    /// Whether PDF reports can be made, and from which font file.
+    pub fn pdf_font(&self) -> pdf::FontStatus {
+        self.reports.status()
     }
 
     /// Reads risk rankings from this store.

@@ -71,10 +71,18 @@ fn plan_paths() -> Value {
             "parameters": inputs,
             "responses": {"200": {"description": "Both scenarios.", "content": {"application/json": {}}}, "400": bad, "401": {"description": "No session."}, "403": {"description": "Inputs changed without the planner or admin role."}, "404": {"description": "No ranking stored yet."}}
         }},
+        "/plan/chart.svg": {"get": {
+            "summary": "One of the plan page's charts alone, at the requested width (the page's script asks for its box's width)",
+            "parameters": [
+                {"name": "chart", "in": "query", "required": true, "schema": {"type": "string", "enum": ["km", "breaks", "age"]}},
+                {"name": "w", "in": "query", "schema": {"type": "integer", "minimum": 200, "maximum": 3000, "default": 640}, "description": "Width in CSS pixels."}
+            ],
+            "responses": {"200": {"description": "The chart.", "content": {"image/svg+xml": {}}}, "400": bad, "403": {"description": "Inputs changed without the planner or admin role."}}
+        }},
         "/plan/export": {"get": {
-            "summary": "The two schedules (one row per main to renew) as CSV (UTF-8 BOM), XLSX (summary and schedule sheets) or GeoJSON; engineer, planner, admin",
-            "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "xlsx", "geojson"], "default": "csv"}}],
-            "responses": {"200": {"description": "The file."}, "400": bad, "403": {"description": "Not an exporting role."}}
+            "summary": "The two schedules (one row per main to renew) as CSV (UTF-8 BOM), XLSX (summary and schedule sheets) or GeoJSON, or the whole plan as an A4 PDF report (inputs, summary per fiscal year, the three charts, the schedule) in the user's language; engineer, planner, admin",
+            "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "xlsx", "pdf", "geojson"], "default": "csv"}}],
+            "responses": {"200": {"description": "The file."}, "400": bad, "403": {"description": "Not an exporting role."}, "503": {"description": "PDF only: the server has no Japanese font (see /api/health pdf_font)."}}
         }}
     })
 }
@@ -233,7 +241,8 @@ fn base() -> Value {
                     "200": {"description": "The store answers.", "content": {"application/json": {"schema": {"type": "object", "required": ["status", "version", "store"], "properties": {
                         "status": {"type": "string", "enum": ["ok", "degraded"]},
                         "version": {"type": "string"},
-                        "store": {"type": "object", "properties": {"backend": {"type": "string"}, "reachable": {"type": "boolean"}, "error": {"type": "string"}}}
+                        "store": {"type": "object", "properties": {"backend": {"type": "string"}, "reachable": {"type": "boolean"}, "error": {"type": "string"}}},
+                        "pdf_font": {"type": "object", "description": "The Japanese font PDF reports embed; available false means PDF exports answer 503.", "properties": {"available": {"type": "boolean"}, "path": {"type": "string"}, "problem": {"type": "string"}}}
                     }}}}},
                     "503": {"description": "The store does not answer; same body with status degraded."}
                 }

@@ -1,7 +1,8 @@
 //! `GET /plan`: the renewal plan for planners — two yearly budgets side by side over the
 //! newest stored ranking (`analytics::plan`), with charts of km renewed, breaks avoided and
 //! network age by fiscal year (年度); `GET /api/plan` the same as JSON; `GET /plan/export`
-//! the schedules as CSV (UTF-8 BOM), XLSX or GeoJSON.
+//! the schedules as CSV (UTF-8 BOM), XLSX or GeoJSON, or the whole plan as an A4 PDF report
+//! (laid out by Typst in `pdf`, with the page's charts as vectors).
 //!
 //! The plan is computed per request from the stored ranking (a few milliseconds for a city's
 //! mains), so a what-if needs no saved state. Everyone may view the default plan; changing its
@@ -38,6 +39,9 @@ pub(crate) struct PlanQuery {
     years: Option<String>,
     deadline: Option<String>,
     format: Option<String>,
+    /// `GET /plan/chart.svg`: which chart (`km`, `breaks` or `age`) and its width in CSS px.
+    chart: Option<String>,
+    w: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -288,24 +292,25 @@ pub(crate) async fn plan_page(
             );
         }
     }
-    let charts: [(&str, Metric); 3] = [
-        (t(lang, "km renewed per fiscal year", "年度別更新延長（km）"), |y| y.km_renewed),
-        (t(lang, "Breaks avoided per fiscal year", "年度別回避破損件数"), |y| y.breaks_avoided()),
-        (t(lang, "Mean network age (years)", "管路の平均経過年数（年）"), |y| y.mean_age_years),
-    ];
-    for (label, f) in charts {
+    // Drawn at the server's guess of the width; the resize script asks `/plan/chart.svg` for the
+    // box's real width (a phone's 360 px), so labels keep their size instead of being shrunk.
+    let width = crate::detail::chart_width(query.w.as_deref(), CHART_WIDTH, lang)?;
+    let q = export_query(&query);
+    for (code, label, f) in chart_specs(lang) {
         let _ = write!(
             body,
-            "<h3>{label}</h3><figure role=\"img\" aria-label=\"{label}\"><div class=\"svgbox\">{}</div></figure>",
-            series_svg(&plans, lang, f, 640)
+            "<h3>{label}</h3><figure data-chart=\"/plan/chart.svg?chart={code}{}\" data-w=\"{width}\" role=\"img\" \
+             aria-label=\"{label}\"><div class=\"svgbox\">{}</div></figure>",
+            escape(&q),
+            series_svg(&plans, lang, f, width)
         );
     }
     if user.can(Permission::Export) {
-        let q = export_query(&query);
         let _ = write!(
             body,
             "<p class=\"exports\">{}: <a class=\"button\" href=\"/plan/export?format=csv{q}\" download>CSV</a> \
              <a class=\"button\" href=\"/plan/export?format=xlsx{q}\" download>Excel</a> \
+             <a class=\"button\" href=\"/plan/export?format=pdf{q}\" download>PDF</a> \
              <a class=\"button\" href=\"/plan/export?format=geojson{q}\" download>GeoJSON</a></p>",
             t(lang, "Download the schedules", "計画表のダウンロード")
         );
@@ -319,11 +324,45 @@ pub(crate) async fn plan_page(
             "各年度、方針の期限分を先に、次に費用あたり回避破損件数の大きい管路から選びます（延長予算ではkmあたり）。年度予算を超えることはありません。単価は概算の既定値です（docs/analytics.md）。"
         )
     );
+    body.push_str(crate::detail::RESIZE_SCRIPT);
     Ok(Html(page(&Frame { lang, title, user: Some(&user), here, refresh_s: None }, &body)))
+}
+
+/// The width of the plan's charts when the request names none (a desktop column).
+const CHART_WIDTH: u32 = 640;
+
+/// `GET /plan/chart.svg?chart=km|breaks|age&w=…` with the page's inputs: one chart alone, at
+/// the requested width.
+pub(crate) async fn chart_svg(
+    State(state): State<AppState>,
+    Extension(lang): Extension<Lang>,
+    Extension(user): Extension<CurrentUser>,
+    query: Result<Query<PlanQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(query) = query?;
+    let width = crate::detail::chart_width(query.w.as_deref(), CHART_WIDTH, lang)?;
+    let code = query.chart.as_deref().unwrap_or("");
+    let Some((_, _, f)) = chart_specs(lang).into_iter().find(|(c, _, _)| *c == code) else {
+        return Err(AppError::BadRequest(
+            t(lang, "chart: use km, breaks or age", "chart: km・breaks・age のいずれかを指定してください").into(),
+        ));
+    };
+    let (_run, _inputs, _pipes, plans) = prepare(&state, &query, &user, lang).await?;
+    let svg = series_svg(&plans, lang, f, width);
+    Ok(([(CONTENT_TYPE, "image/svg+xml; charset=utf-8")], svg).into_response())
 }
 
 /// One figure of a plan year, as a chart draws it.
 type Metric = fn(&analytics::plan::YearSummary) -> f64;
+
+/// The plan's three charts, on the page and in the PDF report.
+fn chart_specs(lang: Lang) -> [(&'static str, &'static str, Metric); 3] {
+    [
+        ("km", t(lang, "km renewed per fiscal year", "年度別更新延長（km）"), |y| y.km_renewed),
+        ("breaks", t(lang, "Breaks avoided per fiscal year", "年度別回避破損件数"), |y| y.breaks_avoided()),
+        ("age", t(lang, "Mean network age (years)", "管路の平均経過年数（年）"), |y| y.mean_age_years),
+    ]
+}
 
 /// The inputs of this plan as `&key=value` pairs for the export links.
 fn export_query(q: &PlanQuery) -> String {
@@ -567,7 +606,7 @@ fn geojson(lang: Lang, run: &RiskRun, pipes: &[PlanPipe], plans: &[Plan]) -> Str
     .to_string()
 }
 
-/// `GET /plan/export?format=csv|xlsx|geojson` with the page's inputs.
+/// `GET /plan/export?format=csv|xlsx|pdf|geojson` with the page's inputs.
 pub(crate) async fn plan_export(
     State(state): State<AppState>,
     Extension(lang): Extension<Lang>,
@@ -576,13 +615,25 @@ pub(crate) async fn plan_export(
 ) -> Result<Response, AppError> {
     let Query(query) = query?;
     let format = query.format.clone().unwrap_or_else(|| "csv".into());
-    if !matches!(format.as_str(), "csv" | "xlsx" | "geojson") {
+    if !matches!(format.as_str(), "csv" | "xlsx" | "geojson" | "pdf") {
         // The value is not echoed: an error page is no place for request text.
-        return Err(AppError::BadRequest("format: use csv, xlsx or geojson (PDF is not built yet)".into()));
+        return Err(AppError::BadRequest(
+            t(
+                lang,
+                "format: use csv, xlsx, pdf or geojson",
+                "format: csv・xlsx・pdf・geojson のいずれかを指定してください",
+            )
+            .into(),
+        ));
     }
-    let (run, _inputs, pipes, plans) = prepare(&state, &query, &user, lang).await?;
+    let (run, inputs, pipes, plans) = prepare(&state, &query, &user, lang).await?;
     let name = format!("mizumori-plan-{}", run.as_of);
     let (body, content_type, ext) = match format.as_str() {
+        "pdf" => (
+            pdf_report(&state, lang, &run, &inputs, query.deadline.as_deref(), &pipes, &plans).await?,
+            "application/pdf",
+            "pdf",
+        ),
         "xlsx" => (
             xlsx(lang, &pipes, &plans).map_err(|e| AppError::Internal(format!("plan xlsx: {e}")))?,
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -597,4 +648,197 @@ pub(crate) async fn plan_export(
         resp.headers_mut().insert(CONTENT_DISPOSITION, v);
     }
     Ok(resp)
+}
+
+/// The fiscal year as a report names it: 2027年度 or FY2027.
+#[cfg(feature = "pdf")]
+fn fiscal_year_label(lang: Lang, fy: i32) -> String {
+    if lang == Lang::Ja { format!("{fy}年度") } else { format!("FY{fy}") }
+}
+
+/// The PDF report: the same plans as the page, laid out on the blocking pool.
+async fn pdf_report(
+    state: &AppState,
+    lang: Lang,
+    run: &RiskRun,
+    inputs: &Inputs,
+    deadline: Option<&str>,
+    pipes: &[PlanPipe],
+    plans: &[Plan],
+) -> Result<Vec<u8>, AppError> {
+    if !cfg!(feature = "pdf") {
+        return Err(AppError::Unavailable(
+            t(
+                lang,
+                "PDF reports are unavailable: this server was built without them (cargo feature pdf). CSV and Excel exports still work.",
+                "PDF帳票は利用できません：このサーバーはPDF機能なしでビルドされています（cargo feature pdf）。CSV・Excel は利用できます。",
+            )
+            .into(),
+        ));
+    }
+    // Say so before the layout work when there is no font (503 in the user's language).
+    if !state.reports.status().available {
+        return Err(no_font(lang));
+    }
+    #[cfg(feature = "pdf")]
+    let dict = report_inputs(lang, state.reports.utility(), run, inputs, deadline, pipes, plans);
+    #[cfg(not(feature = "pdf"))]
+    let dict = {
+        let _ = (run, inputs, deadline, pipes, plans);
+    };
+    let reports = state.reports.clone();
+    match tokio::task::spawn_blocking(move || reports.plan_pdf(dict)).await {
+        Ok(Ok(pdf)) => Ok(pdf),
+        Ok(Err(crate::pdf::ReportError::NoFont(_))) => Err(no_font(lang)),
+        Ok(Err(e)) => Err(AppError::Internal(e.to_string())),
+        Err(e) => Err(AppError::Internal(format!("PDF task: {e}"))),
+    }
+}
+
+fn no_font(lang: Lang) -> AppError {
+    AppError::Unavailable(
+        t(
+            lang,
+            "PDF reports are unavailable: the server has no Japanese font (install fonts-ipaexfont-gothic or set MIZUMORI_PDF_FONT). CSV and Excel exports still work.",
+            "PDF帳票は利用できません：サーバーに日本語フォントがありません（fonts-ipaexfont-gothic を導入するか MIZUMORI_PDF_FONT を設定してください）。CSV・Excel は利用できます。",
+        )
+        .into(),
+    )
+}
+
+/// Everything the report template shows, as Typst values; the template only lays them out.
+#[cfg(feature = "pdf")]
+fn report_inputs(
+    lang: Lang,
+    utility: &str,
+    run: &RiskRun,
+    inputs: &Inputs,
+    deadline: Option<&str>,
+    pipes: &[PlanPipe],
+    plans: &[Plan],
+) -> typst::foundations::Dict {
+    use typst::foundations::{Bytes, Dict, IntoValue, Value};
+    let mut d = Dict::new();
+    let mut put = |k: &str, v: Value| {
+        d.insert(k.into(), v);
+    };
+    let strs = |v: Vec<String>| v.into_value();
+    let text = |s: &str| Value::Str(s.into());
+    let today = chrono::Utc::now().with_timezone(&crate::chart::jst()).format("%Y/%m/%d").to_string();
+    let last_fy = inputs.first_fiscal_year + inputs.years as i32 - 1;
+    put("lang", text(if lang == Lang::Ja { "ja" } else { "en" }));
+    put("title", text(t(lang, "Pipe renewal plan report", "管路更新計画書")));
+    put("utility", text(utility));
+    let total_km = plans.first().map_or(0.0, |p| p.total_km);
+    put(
+        "meta",
+        vec![
+            vec![t(lang, "Utility", "事業体").to_owned(), utility.to_owned()],
+            vec![t(lang, "Issued", "作成日").to_owned(), today],
+            vec![t(lang, "Ranking as of", "リスク評価基準日").to_owned(), run.as_of.to_string()],
+            vec![t(lang, "Mains", "対象管路").to_owned(), format!("{} ({total_km:.1} km)", pipes.len())],
+        ]
+        .into_value(),
+    );
+    put("inputs_heading", text(t(lang, "Inputs", "計画条件")));
+    put("inputs_head", strs(vec![t(lang, "Input", "項目").into(), t(lang, "Value", "値").into()]));
+    put(
+        "inputs",
+        vec![
+            vec![t(lang, "Budget A", "予算A").to_owned(), budget_label(lang, inputs.budgets[0])],
+            vec![t(lang, "Budget B", "予算B").to_owned(), budget_label(lang, inputs.budgets[1])],
+            vec![
+                t(lang, "Years", "計画期間").to_owned(),
+                format!(
+                    "{} – {} ({} {})",
+                    fiscal_year_label(lang, inputs.first_fiscal_year),
+                    fiscal_year_label(lang, last_fy),
+                    inputs.years,
+                    t(lang, "years", "年間")
+                ),
+            ],
+            vec![
+                t(lang, "Policy deadline", "方針（管種の更新完了年度）").to_owned(),
+                deadline.filter(|d| !d.trim().is_empty()).unwrap_or(t(lang, "none", "なし")).to_owned(),
+            ],
+        ]
+        .into_value(),
+    );
+    put("summary_heading", text(t(lang, "Summary by fiscal year", "年度別集計")));
+    put(
+        "summary_head",
+        strs(vec![
+            t(lang, "Fiscal year", "年度").into(),
+            t(lang, "km renewed", "更新延長(km)").into(),
+            t(lang, "Cost (¥M)", "費用(百万円)").into(),
+            t(lang, "Breaks avoided", "回避破損件数").into(),
+            t(lang, "Mean age (years)", "平均経過年数(年)").into(),
+        ]),
+    );
+    let scenarios: Vec<Value> = plans
+        .iter()
+        .zip(["A", "B"])
+        .map(|(p, letter)| {
+            let mut s = Dict::new();
+            let name = format!("{} {letter}: {}", t(lang, "Budget", "予算"), budget_label(lang, p.params.budget));
+            s.insert("name".into(), name.into_value());
+            let totals = format!(
+                "{} {:.2} km · {} {:.0} {} · {} {:.2}",
+                t(lang, "Total", "合計"),
+                p.km_renewed(),
+                t(lang, "cost", "費用"),
+                p.cost_yen() / 1e6,
+                t(lang, "¥M", "百万円"),
+                t(lang, "breaks avoided", "回避破損件数"),
+                p.breaks_avoided()
+            );
+            s.insert("totals".into(), totals.into_value());
+            let rows: Vec<Vec<String>> = p
+                .years
+                .iter()
+                .map(|y| {
+                    vec![
+                        fiscal_year_label(lang, y.fiscal_year),
+                        format!("{:.2}", y.km_renewed),
+                        format!("{:.0}", y.cost_yen / 1e6),
+                        format!("{:.2}", y.breaks_avoided()),
+                        if y.mean_age_years.is_finite() { format!("{:.1}", y.mean_age_years) } else { "–".into() },
+                    ]
+                })
+                .collect();
+            s.insert("rows".into(), rows.into_value());
+            Value::Dict(s)
+        })
+        .collect();
+    put("scenarios", scenarios.into_value());
+    let charts: Vec<Value> = chart_specs(lang)
+        .into_iter()
+        .map(|(_, title, f)| {
+            let mut c = Dict::new();
+            c.insert("title".into(), text(title));
+            c.insert("svg".into(), Bytes::from_string(series_svg(plans, lang, f, 640)).into_value());
+            Value::Dict(c)
+        })
+        .collect();
+    put("charts", charts.into_value());
+    put("schedule_heading", text(t(lang, "Renewal schedule", "更新計画表")));
+    put(
+        "schedule_note",
+        text(t(
+            lang,
+            "Each year takes policy deadlines first, then the mains with the most breaks avoided per yen; a year's budget is never exceeded. Unit costs are order-of-magnitude defaults.",
+            "各年度、方針の期限分を先に、次に費用あたり回避破損件数の大きい管路から選びます。年度予算を超えることはありません。単価は概算の既定値です。",
+        )),
+    );
+    let head = if lang == Lang::Ja { SCHEDULE_JA } else { SCHEDULE_EN };
+    put("schedule_head", strs(head.iter().map(|h| (*h).to_owned()).collect()));
+    let rows: Vec<Vec<String>> = schedule_rows(lang, pipes, plans)
+        .into_iter()
+        .map(|mut r| {
+            r[1] = r[1].parse().map_or_else(|_| r[1].clone(), |fy| fiscal_year_label(lang, fy));
+            r.to_vec()
+        })
+        .collect();
+    put("schedule", rows.into_value());
+    d
 }

@@ -40,6 +40,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/risk/{asset_id}", get(risk::pipe_page))
         .route("/model", get(risk::model_page))
         .route("/plan", get(plan::plan_page))
+        .route("/plan/chart.svg", get(plan::chart_svg))
         .route("/api/plan", get(plan::plan_json))
         .route("/api/risk", get(risk::table_json))
         .route("/api/risk/{asset_id}", get(risk::pipe_json))
@@ -81,6 +82,8 @@ struct Health {
     status: &'static str,
     version: &'static str,
     store: StoreHealth,
+    /// Whether PDF reports can embed a Japanese font (absent: PDF exports answer 503).
+    pdf_font: crate::pdf::FontStatus,
 }
 
 #[derive(Serialize)]
@@ -98,6 +101,7 @@ async fn health(State(state): State<AppState>) -> Response {
         status: if reachable { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
         store: StoreHealth { backend: state.store.describe(), reachable, error: result.err().map(|e| e.to_string()) },
+        pdf_font: state.reports.status(),
     };
     let status = if reachable { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()

@@ -1,9 +1,10 @@
 //! The dashboard in a real browser: headless Debian Chromium driven over WebDriver
 //! (chromedriver), at a phone's 390×844 viewport. Logs in through the form, opens the
-//! overview, a device page and a point page, checks that charts fit the screen, logs out.
+//! overview, a device page and a point page, checks that charts fit the screen, logs out;
+//! acknowledges an alert; reads the plan and downloads its PDF report as a planner.
 //! Screenshots go to `target/tmp/screenshots/` as artifacts for a person to look at.
 //!
-//! Needs `chromium`, `chromium-driver` and `fonts-ipaexfont-gothic` (scripts/test installs
+//! Needs `chromium`, `chromium-driver`, `fonts-ipaexfont-gothic` and `poppler-utils` (scripts/test installs
 //! them); fails, rather than skips, without them.
 
 mod util;
@@ -281,6 +282,82 @@ async fn crew_acknowledges_an_alert_on_a_phone() {
         )
         .await;
         save_screenshot(&c, "alert-resolved-390x844.png").await;
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(120), run).await;
+    let _ = c.close().await;
+    let _ = driver.kill().await;
+    cancel.cancel();
+    let _ = server.await;
+    outcome.expect("browser test finished within 2 minutes");
+}
+
+/// Issue #7: a planner on a phone reads the plan with its charts drawn at the phone's width
+/// (not shrunk) and downloads the PDF report with the browser's session; the report's first
+/// page, rendered by `pdftoppm`, is kept beside the screenshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planner_reads_the_plan_and_downloads_the_pdf_on_a_phone() {
+    let (state, _dir) = state_with_readings().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(dashboard::serve(listener, state, cancel.clone()));
+    let (c, mut driver, _profile) = browser().await;
+
+    let run = async {
+        c.goto(&format!("{base}/plan?lang=ja")).await.unwrap();
+        assert_eq!(c.current_url().await.unwrap().path(), "/login");
+        c.find(Locator::Id("username")).await.unwrap().send_keys("planner").await.unwrap();
+        c.find(Locator::Id("password")).await.unwrap().send_keys(&password(Role::Planner)).await.unwrap();
+        c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+        c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("table.plan")).await.unwrap();
+        assert_eq!(c.current_url().await.unwrap().path(), "/plan");
+        // Every chart is redrawn for its box: its own width is the width it is shown at.
+        let drawn = wait_for(
+            &c,
+            "plan charts drawn at their box's width",
+            "const s = [...document.querySelectorAll('main figure svg')];\
+             return s.length === 3 && s.every(e => Math.abs(+e.getAttribute('width') - e.getBoundingClientRect().width) < 1)\
+               ? Math.max(...s.map(e => +e.getAttribute('width'))) : 0",
+            |w| w > 0.0,
+        )
+        .await;
+        assert!((300.0..=f64::from(WIDTH)).contains(&drawn), "drawn for the phone: {drawn} px");
+        let scroll = wait_for(&c, "plan page width", "return document.documentElement.scrollWidth", |_| true).await;
+        assert!(scroll <= f64::from(WIDTH), "no sideways scrolling on /plan: {scroll}");
+        save_screenshot(&c, "plan-planner-390x844.png").await;
+
+        // The PDF link, fetched as the browser would download it (same session cookie); a
+        // build without the `pdf` feature has no PDF link.
+        if cfg!(feature = "pdf") {
+            let href =
+                c.find(Locator::Css("a[href^='/plan/export?format=pdf']")).await.unwrap().attr("href").await.unwrap();
+            let got = c
+                .execute_async(
+                    "const done = arguments[arguments.length - 1];\
+                     fetch(arguments[0], {credentials: 'same-origin'}).then(async r => {\
+                       const body = Array.from(new Uint8Array(await r.arrayBuffer()));\
+                       done({status: r.status, type: r.headers.get('content-type'),\
+                             disposition: r.headers.get('content-disposition'), body});\
+                     }).catch(e => done({status: 0, type: String(e)}));",
+                    vec![serde_json::json!(href.unwrap())],
+                )
+                .await
+                .unwrap();
+            assert_eq!(got["status"], 200, "{}", got["type"]);
+            assert_eq!(got["type"], "application/pdf");
+            assert!(got["disposition"].as_str().unwrap().contains(".pdf"), "{}", got["disposition"]);
+            let pdf: Vec<u8> = got["body"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8).collect();
+            assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+            let path = screenshot_dir().join("plan-report.pdf");
+            std::fs::write(&path, &pdf).unwrap();
+            let out = std::process::Command::new("pdftoppm")
+                .args(["-r", "60", "-png", "-f", "1", "-l", "1", "-singlefile"])
+                .arg(&path)
+                .arg(screenshot_dir().join("plan-report-page1"))
+                .output()
+                .expect("pdftoppm (apt-get install poppler-utils; scripts/test does)");
+            assert!(out.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&out.stderr));
+        }
     };
     let outcome = tokio::time::timeout(Duration::from_secs(120), run).await;
     let _ = c.close().await;

@@ -45,7 +45,9 @@ async fn bad_inputs_are_400_with_a_message() {
         ("/plan?years=ten", "years"),
         ("/plan?deadline=CI", "deadline"),
         ("/api/plan?budget=%27%3BDROP", "budget"),
-        ("/plan/export?format=pdf", "format"),
+        ("/plan/export?format=docx", "format"),
+        ("/plan/export?format=pdf&years=99", "years"),
+        ("/plan/export?format=pdf&budget=lots", "budget"),
         ("/plan/export?format=%3Cscript%3E", "format"),
     ] {
         let r = planner.get(&state, uri).await;
@@ -125,4 +127,46 @@ print(len(s) - 1, "|".join(str(v) for v in s[0]))
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "年度別集計|更新計画表");
     assert!(lines[1].starts_with("20 予算案|年度|更新延長(km)"), "two budgets × ten years: {}", lines[1]);
+}
+
+/// Issue #7 item 5: the plan's charts are drawn at the width the client asks for, not shrunk.
+#[tokio::test]
+async fn plan_charts_are_drawn_at_the_requested_width() {
+    let (state, _dir) = state_with_readings().await;
+    let viewer = login(&state, Role::Viewer).await;
+    let svg_width = |body: &str| -> u32 {
+        let tag = &body[body.find("<svg").expect("an svg")..];
+        let w = &tag[tag.find("width=\"").unwrap() + 7..];
+        w[..w.find('"').unwrap()].parse().unwrap()
+    };
+    for chart in ["km", "breaks", "age"] {
+        let r = viewer.get(&state, &format!("/plan/chart.svg?chart={chart}&w=360")).await;
+        assert_eq!(r.status, StatusCode::OK, "{chart}: {}", r.body);
+        assert_eq!(r.header("content-type"), Some("image/svg+xml; charset=utf-8"));
+        assert_eq!(svg_width(&r.body), 360, "{chart}");
+    }
+    let r = viewer.get(&state, "/plan/chart.svg?chart=km&w=1200").await;
+    assert_eq!(svg_width(&r.body), 1200);
+    // The page draws at its default and names the chart route for the resize script.
+    let r = viewer.get(&state, "/plan").await;
+    assert!(r.body.contains("data-chart=\"/plan/chart.svg?chart=km\" data-w=\"640\""), "{}", r.body);
+    assert_eq!(svg_width(&r.body), 640);
+    let r = viewer.get(&state, "/plan?w=390").await;
+    assert_eq!(svg_width(&r.body), 390, "w on the page too, for browsers without scripts");
+    for (uri, needle) in [
+        ("/plan/chart.svg?chart=km&w=10&lang=en", "width"),
+        ("/plan/chart.svg?chart=km&w=wide&lang=en", "width"),
+        ("/plan/chart.svg?chart=%3Cscript%3E&w=360&lang=en", "chart"),
+        ("/plan/chart.svg?w=360&lang=en", "chart"),
+        ("/plan?w=99999&lang=en", "width"),
+    ] {
+        let r = viewer.get(&state, uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(r.body.contains(needle) && !r.body.contains("<script>"), "{uri}: {}", r.body);
+    }
+    // Changed inputs stay the planner's here too.
+    assert_eq!(viewer.get(&state, "/plan/chart.svg?chart=km&budget=5km").await.status, StatusCode::FORBIDDEN);
+    let planner = login(&state, Role::Planner).await;
+    let r = planner.get(&state, "/plan/chart.svg?chart=km&budget=5km&w=400").await;
+    assert_eq!((r.status, svg_width(&r.body)), (StatusCode::OK, 400));
 }

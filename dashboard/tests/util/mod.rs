@@ -246,6 +246,15 @@ pub async fn get_bytes(state: &AppState, s: &Session, uri: &str) -> (StatusCode,
     (status, ct, body.to_vec())
 }
 
+/// A GET as `s`, answered whole: status, headers and body bytes.
+pub async fn get_raw(state: &AppState, s: &Session, uri: &str) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let req = Request::get(uri).header(header::COOKIE, &s.cookie).body(Body::empty()).unwrap();
+    let resp = app(state.clone()).oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
+    (status, headers, body.to_vec())
+}
+
 /// A logged-in user: the `Cookie` header value to send.
 #[derive(Debug, Clone)]
 pub struct Session {
