@@ -21,7 +21,13 @@
 //! register decides: a step that begins while flushing or valve work is planned in the
 //! district is reported as "planned works in progress" (info) and becomes a burst (critical)
 //! only if it outlasts the planned window by `planned_margin`; a step with no planned work is
-//! a burst (critical) as soon as it is confirmed.
+//! a burst (critical) as soon as it is confirmed if it is well clear of the threshold
+//! (`CLEAR`), else a flow rise (major) for `HOLD` (90 s) and then a burst if it still stands
+//! (the last minute keeps `HOLD_KEPT` of the step) and earlier days of the same kind do not
+//! show the flow about usual for the time of day: the district's demand wanders by a few
+//! percent over minutes, and the tail of that noise passes for a small step that a burst
+//! would not drift back from. A held step that did not stand stays a flow rise and is judged
+//! as flushing would be without a register (an hour, earlier days), day or night.
 //!
 //! With `planned_works = false` (a utility that keeps no register) the detector falls back on
 //! duration and time of day: the step is first an "unexplained inflow rise" (major); it
@@ -99,6 +105,15 @@ const CONFIRM: u32 = 2;
 const NOISE_ALPHA: f64 = 1.0 / 960.0;
 /// Relative noise assumed before any is learned.
 const NOISE_START: f64 = 0.05;
+/// With the register, a step nobody planned this many times the threshold or more is a burst
+/// as soon as it is confirmed. A smaller one may be demand that wandered up for a few minutes
+/// (the tail of the district's own noise): it is a flow rise for `HOLD`, then a burst if it
+/// still stands at `HOLD_KEPT` of its size. Wandering demand drifts back within minutes; a
+/// burst does not close by itself. (In the simulated week of seed 3 the false steps were
+/// 1.02 times the threshold, the real bursts 1.48 and 1.6: BENCHMARKS.md.)
+const CLEAR: f64 = 1.3;
+const HOLD: chrono::Duration = chrono::Duration::seconds(90);
+const HOLD_KEPT: f64 = 0.75;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 enum State {
@@ -112,6 +127,14 @@ enum State {
         burst: bool,
         /// While planned works explain the step: the end of their window plus the margin.
         planned: Option<DateTime<Utc>>,
+        /// A step nobody planned but only a little above the threshold stays a flow rise until
+        /// this time; then it is a burst if it still stands (see `HOLD`).
+        #[serde(default)]
+        hold: Option<DateTime<Utc>>,
+        /// The held step did not stand: it is judged as flushing would be (an hour, earlier
+        /// days), whatever the time of day.
+        #[serde(default)]
+        doubted: bool,
     },
 }
 
@@ -248,19 +271,29 @@ impl Burst {
                     // (demand that wandered down and came back): that stays a flow rise, and
                     // the checks against earlier days below decide it as without a register.
                     let usual = self.normal.expected(at).is_some_and(|e| q_now - e < rise / 2.0);
-                    let burst = self.params.planned_works && planned.is_none() && !usual;
-                    self.state = State::Step { size: rise, drop, since: at, burst, planned };
+                    let unplanned = self.params.planned_works && planned.is_none() && !usual;
+                    let clear = rise >= CLEAR * threshold;
+                    let burst = unplanned && clear;
+                    let hold = (unplanned && !clear).then(|| at + HOLD);
+                    self.state = State::Step { size: rise, drop, since: at, burst, planned, hold, doubted: false };
                     self.rising = 0;
                     self.track(NOW.1, rise, drop);
                     out.push(self.signal(at));
                 }
             }
-            State::Step { size, drop: step_drop, since, burst, planned } => {
+            State::Step { size, drop: step_drop, since, burst, planned, hold, doubted } => {
                 if self.rising >= CONFIRM {
-                    // The step grew (a burst still opening, or a second one).
-                    self.state = State::Step { size: size + rise, drop: step_drop + drop, since, burst, planned };
+                    // The step grew (a burst still opening, or a second one). A held step that
+                    // has grown clear of the threshold is a burst now.
+                    let size = size + rise;
+                    let promoted = hold.is_some() && size >= CLEAR * threshold;
+                    let (burst, hold) = if promoted { (true, None) } else { (burst, hold) };
+                    self.state = State::Step { size, drop: step_drop + drop, since, burst, planned, hold, doubted };
                     self.rising = 0;
                     self.track(NOW.1, rise, drop);
+                    if promoted {
+                        out.push(Signal { output: RISE, cond: false, value: None, at });
+                    }
                     out.push(self.signal(at));
                     return;
                 }
@@ -274,6 +307,28 @@ impl Burst {
                     self.end(at, out);
                     return;
                 }
+                if let Some(until) = hold {
+                    if at < until {
+                        return;
+                    }
+                    // The flow the detector keeps is the level under the step, and the
+                    // prediction still comes from before it: a step that stands leaves the last
+                    // minute near the prediction, one that drifts back leaves it below by what
+                    // it lost (one minute, not two: the two-minute mean lags the drift).
+                    let last = self.flow.mean_back(0, 2).unwrap_or(q_now);
+                    // Earlier days of the same kind, if any, are asked again as at the start:
+                    // demand that wandered up to about its usual level is no burst either.
+                    let usual = self.normal.expected(at).is_some_and(|e| last + size - e < size / 2.0);
+                    let kept = size + last - q_exp >= HOLD_KEPT * size && !usual;
+                    let doubted = !kept;
+                    self.state =
+                        State::Step { size, drop: step_drop, since, burst: kept, planned, hold: None, doubted };
+                    if kept {
+                        out.push(Signal { output: RISE, cond: false, value: None, at });
+                        out.push(self.signal(at));
+                    }
+                    return;
+                }
                 if let Some(until) = planned {
                     if at < until {
                         return;
@@ -281,7 +336,15 @@ impl Burst {
                     // The planned window is over (plus the margin) and the water still flows.
                     // The register may have been extended meanwhile; otherwise it is a burst.
                     let later = self.planned_until(at);
-                    self.state = State::Step { size, drop: step_drop, since, burst: later.is_none(), planned: later };
+                    self.state = State::Step {
+                        size,
+                        drop: step_drop,
+                        since,
+                        burst: later.is_none(),
+                        planned: later,
+                        hold: None,
+                        doubted,
+                    };
                     if later.is_none() {
                         out.push(Signal { output: PLANNED, cond: false, value: None, at });
                         out.push(self.signal(at));
@@ -289,8 +352,11 @@ impl Burst {
                     return;
                 }
                 let lasted = (at - since).to_std().unwrap_or_default();
-                let due =
-                    if self.in_flushing_hours(since) { self.params.flushing_max } else { self.params.burst_confirm };
+                let due = if doubted || self.in_flushing_hours(since) {
+                    self.params.flushing_max
+                } else {
+                    self.params.burst_confirm
+                };
                 if lasted >= due && lasted >= self.next_check {
                     self.next_check = lasted + Duration::from_secs(3600);
                     // Earlier days of the same kind vouch for the step, when there are any: if
@@ -306,7 +372,8 @@ impl Burst {
                     }
                 }
                 if !burst && lasted >= due {
-                    self.state = State::Step { size, drop: step_drop, since, burst: true, planned: None };
+                    self.state =
+                        State::Step { size, drop: step_drop, since, burst: true, planned: None, hold: None, doubted };
                     out.push(Signal { output: RISE, cond: false, value: None, at });
                     out.push(self.signal(at));
                 }
@@ -629,8 +696,15 @@ mod tests {
                 ],
             );
             let got = run_with(d, start, 4 * 3600, |s| (burst(s), burst(s)));
-            assert_eq!(kinds(&got), [(BURST, true), (RISE, false), (BURST, false), (PLANNED, false)], "{got:?}");
-            assert!((3600..3600 + 300).contains(&got[0].0), "critical {} s after the start", got[0].0 - 3600);
+            // Confirmed while still opening, the step is not yet clear of the threshold (the
+            // noise learned in an hour is high): a flow rise held 90 s, then a burst.
+            let mut k = kinds(&got);
+            if k[0] == (RISE, true) {
+                assert_eq!(k.drain(..2).collect::<Vec<_>>(), [(RISE, true), (RISE, false)], "{got:?}");
+            }
+            assert_eq!(k, [(BURST, true), (RISE, false), (BURST, false), (PLANNED, false)], "{got:?}");
+            let critical = got.iter().find(|g| (g.1, g.2) == (BURST, true)).expect("a critical burst");
+            assert!((3600..=3600 + 300).contains(&critical.0), "critical {} s after the start", critical.0 - 3600);
         }
     }
 
@@ -703,6 +777,46 @@ mod tests {
         let got = run_days(&mut d, 3, 2 * day, burst);
         let critical = got.iter().find(|g| (g.1, g.2) == (BURST, true)).expect("a critical burst");
         assert!((friday_3h..friday_3h + 300).contains(&critical.0), "{got:?}");
+    }
+
+    #[test]
+    fn with_the_register_a_small_rise_that_drifts_back_within_minutes_is_not_a_critical_burst() {
+        // Issue #5: demand that wanders up a little for a few minutes passed for a step and was
+        // called a burst at once. Two days of history (the noise learned: the threshold is the
+        // 8 m³/h minimum), then on Friday 03:00 the flow rises by 9.5 m³/h within half a minute,
+        // stays two minutes and drifts back as the simulator's demand noise does (AR(1),
+        // about 200 s time constant).
+        let day = 86_400;
+        let at = 2 * day + 3 * 3600;
+        let wander = |s: i64| {
+            let t = (s - at) as f64;
+            let shape = if t < 0.0 {
+                0.0
+            } else if t < 30.0 {
+                t / 30.0
+            } else if t < 120.0 {
+                1.0
+            } else {
+                (-(t - 120.0) / 200.0).exp()
+            };
+            9.5 * shape
+        };
+        let mut d = registered(0, &[]);
+        let got = run_days(&mut d, 3, 2 * day, wander);
+        assert!(got.iter().any(|g| (g.1, g.2) == (RISE, true) && g.0 >= at), "seen as a flow rise: {got:?}");
+        assert!(!got.iter().any(|g| g.1 == BURST && g.2), "no critical burst: {got:?}");
+        // The same small rise that stands is a burst once it has held a little longer.
+        let burst = |s: i64| if s >= at { 9.5 * ((s - at) as f64 / 30.0).min(1.0) } else { 0.0 };
+        let mut d = registered(0, &[]);
+        let got = run_days(&mut d, 3, 2 * day, burst);
+        assert_eq!(kinds(&got)[..3], [(RISE, true), (RISE, false), (BURST, true)], "{got:?}");
+        let critical = got.iter().find(|g| (g.1, g.2) == (BURST, true)).expect("a critical burst");
+        assert!((at..at + 300).contains(&critical.0), "critical {} s after the start: {got:?}", critical.0 - at);
+        // A rise well above the threshold is critical at once.
+        let large = |s: i64| if s >= at { 30.0 * ((s - at) as f64 / 30.0).min(1.0) } else { 0.0 };
+        let mut d = registered(0, &[]);
+        let got = run_days(&mut d, 3, 2 * day, large);
+        assert_eq!(kinds(&got)[0], (BURST, true), "{got:?}");
     }
 
     #[test]
