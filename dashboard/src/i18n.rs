@@ -273,6 +273,13 @@ catalogue! {
     ZoneMaxBar => "Highest pressure (bar)", "最高水圧（bar）";
     ZoneTransientsPerDay => "Transients per day", "過渡圧力（回/日）";
     ZoneMaxDropBar => "Largest minute-to-minute drop (bar)", "1分ごとの最大低下（bar）";
+    NightFlow => "Minimum night flow (02:00–04:00)", "最小夜間流量（2〜4時）";
+    NightFlowNote => "Lowest 15-minute mean inflow between 02:00 and 04:00 JST; a rise over the nights with no new demand is the classic sign of a growing leak.", "2〜4時（日本時間）の15分平均流入量の最小値。夜間の需要増がないのに上がり続ける場合は漏水拡大の典型的な兆候です。";
+    LastNight => "Last night", "昨夜";
+    NightsBefore => "Median of the 7 nights before", "その前7夜の中央値";
+    RecentNights => "Last 7 nights", "直近7夜";
+    RenewalRate => "Renewal rate", "管路更新率";
+    RenewalRateNote => "km of mains laid in {year} ÷ network length (register of the newest ranking)", "{year}年の布設延長 ÷ 総延長（最新評価の管路台帳）";
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Uri};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use model::{Reading, Value};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -254,6 +254,17 @@ pub(crate) async fn overview(
             format!("{share:.1}%"),
             format!("{:.1} / {:.1} km · {} {}", s.km_older_than, s.km, lang.t(Msg::AsOf), run.as_of),
         ));
+        let last_year = run.as_of.year() - 1;
+        let rate = if s.km > 0.0 { s.km_laid_last_year / s.km * 100.0 } else { 0.0 };
+        body.push_str(&kpi(
+            lang.t(Msg::RenewalRate),
+            format!("{rate:.2}%"),
+            format!(
+                "{:.1} km · {}",
+                s.km_laid_last_year,
+                escape(&lang.t(Msg::RenewalRateNote).replace("{year}", &last_year.to_string()))
+            ),
+        ));
         let _ = write!(
             body,
             "<div class=\"kpi\"><div class=\"meta\">{l}</div><div class=\"value\">{n}</div><div class=\"meta\"><a href=\"/risk\">{link}</a></div></div>",
@@ -328,6 +339,7 @@ pub(crate) async fn overview(
             }
             body.push_str("</p>");
         }
+        night_flow_table(&state, now, lang, &mut body).await?;
     }
 
     // Devices, one line each; problems first so that they are seen.
@@ -374,6 +386,102 @@ pub(crate) async fn overview(
     Ok(Html(page(&Frame { lang, title: lang.t(Msg::Overview), user: Some(&user), here, refresh_s: Some(30) }, &body)))
 }
 
+/// Nights shown in the minimum-night-flow table: last night and the seven before it.
+const NIGHTS: usize = 8;
+/// Windows of the night-flow query: 15 minutes, so that one quarter-hour of a tank filling
+/// does not pass for the night's demand, and 14 days stay under 1,400 windows a district.
+const NIGHT_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// The minimum night flow of each of the `nights` nights ending with the last complete one
+/// before `now`, oldest first: the lowest window mean that starts between 02:00 and 04:00 JST.
+/// A night without such a window is `None` (the meter was down), never zero.
+pub(crate) fn night_minimums(windows: &[Window], now: DateTime<Utc>, nights: usize) -> Vec<(NaiveDate, Option<f64>)> {
+    let local_now = now.with_timezone(&jst());
+    // The last night is complete once 04:00 has passed; before that it is the night before.
+    let last = if local_now.hour() >= 4 { local_now.date_naive() } else { local_now.date_naive() - Duration::days(1) };
+    let mut by_night: BTreeMap<NaiveDate, f64> = BTreeMap::new();
+    for w in windows {
+        let t = w.start.with_timezone(&jst());
+        if (2..4).contains(&t.hour()) {
+            let e = by_night.entry(t.date_naive()).or_insert(f64::INFINITY);
+            *e = e.min(w.mean);
+        }
+    }
+    (0..nights)
+        .rev()
+        .map(|back| {
+            let night = last - Duration::days(back as i64);
+            (night, by_night.get(&night).copied())
+        })
+        .collect()
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 })
+}
+
+/// The districts' minimum night flow: last night against the median of the seven before, and
+/// the seven nights themselves, so that a leak growing night by night is seen at a glance.
+async fn night_flow_table(state: &AppState, now: DateTime<Utc>, lang: Lang, body: &mut String) -> Result<(), AppError> {
+    let mut rows = Vec::new();
+    for d in state.districts.iter() {
+        let Some(key) = &d.inflow else { continue };
+        let agg = state
+            .caches
+            .recent(&state.store, key, Duration::days(NIGHTS as i64 + 1), Duration::zero(), NIGHT_WINDOW_MS)
+            .await?;
+        let nights = night_minimums(&agg.windows, now, NIGHTS);
+        if nights.iter().all(|(_, v)| v.is_none()) {
+            continue;
+        }
+        rows.push((d.name.clone(), state.unit(&key.device, &key.point).to_owned(), nights));
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let _ = write!(
+        body,
+        "<h3>{title}</h3><p class=\"meta\">{note}</p><div class=\"scroll\"><table class=\"night-flow\"><thead><tr>\
+         <th scope=\"col\">{d}</th><th scope=\"col\">{last}</th><th scope=\"col\">{before} (±)</th><th scope=\"col\">{recent}</th></tr></thead><tbody>",
+        title = lang.t(Msg::NightFlow),
+        note = lang.t(Msg::NightFlowNote),
+        d = lang.t(Msg::District),
+        last = lang.t(Msg::LastNight),
+        before = lang.t(Msg::NightsBefore),
+        recent = lang.t(Msg::RecentNights),
+    );
+    for (name, unit, nights) in rows {
+        let (_, last) = nights[nights.len() - 1];
+        let before = median(nights[..nights.len() - 1].iter().filter_map(|(_, v)| *v).collect());
+        let recent: Vec<String> = nights[1..]
+            .iter()
+            .map(|(night, v)| {
+                format!(
+                    "<span title=\"{}\">{}</span>",
+                    night.format("%m/%d"),
+                    v.map_or("—".to_owned(), |x| format_value(&Value::Number(x)))
+                )
+            })
+            .collect();
+        let _ = write!(
+            body,
+            "<tr><th scope=\"row\">{name}</th><td class=\"num\">{l}</td><td class=\"num\">{b} ({c})</td><td>{r}</td></tr>",
+            name = escape(&name),
+            l = number(last, &unit),
+            b = number(before, &unit),
+            c = change(last, before),
+            r = recent.join(" · "),
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use model::{DeviceId, PointName, Quality};
@@ -404,6 +512,35 @@ mod tests {
         assert_eq!(status(&[reading("a", 1, Quality::CommFail, now)], now), Status::Down);
         assert_eq!(status(&[reading("a", STALE_S + 5, Quality::Good, now)], now), Status::Down);
         assert_eq!(status(&[], now), Status::Down);
+    }
+
+    fn window(start: DateTime<Utc>, mean: f64) -> Window {
+        Window { start, mean, min: mean, max: mean, last: mean, count: 15 }
+    }
+
+    #[test]
+    fn night_minimum_is_the_lowest_window_between_two_and_four_jst() {
+        use chrono::TimeZone;
+        // 2026-11-20 05:00 JST = 2026-11-19 20:00 UTC: last night is the night of the 20th.
+        let now = Utc.with_ymd_and_hms(2026, 11, 19, 20, 0, 0).unwrap();
+        let at = |d: u32, h: u32, m: u32| jst().with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap().with_timezone(&Utc);
+        let windows = vec![
+            window(at(19, 1, 45), 5.0), // before 02:00: not the night's
+            window(at(19, 2, 0), 30.0),
+            window(at(19, 3, 45), 28.0),
+            window(at(19, 4, 0), 10.0), // after 04:00: not the night's
+            window(at(20, 2, 15), 35.0),
+            window(at(20, 3, 0), 33.5),
+        ];
+        let nights = night_minimums(&windows, now, 3);
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        assert_eq!(nights, vec![(day(18), None), (day(19), Some(28.0)), (day(20), Some(33.5))]);
+        // At 03:00 JST the night of the 20th is not over: the last complete one is the 19th.
+        let early = at(20, 3, 0);
+        assert_eq!(night_minimums(&windows, early, 1), vec![(day(19), Some(28.0))]);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
     }
 
     #[test]

@@ -290,6 +290,9 @@ pub struct RegisterSummary {
     /// km of mains laid `years` or more years before the reference year.
     pub km_older_than: f64,
     pub years: i32,
+    /// km of mains laid in the year before the reference year (the renewal rate's numerator,
+    /// as far as a register of mains in service can tell it).
+    pub km_laid_last_year: f64,
 }
 
 /// Ranking runs and their rows, by role.
@@ -603,10 +606,19 @@ impl RiskStore for SqliteRisk {
         self.call(move |c| {
             c.query_row(
                 "SELECT COUNT(*), COALESCE(SUM(length_m), 0) / 1000.0,
-                        COALESCE(SUM(CASE WHEN install_year <= ?2 THEN length_m ELSE 0 END), 0) / 1000.0
+                        COALESCE(SUM(CASE WHEN install_year <= ?2 THEN length_m ELSE 0 END), 0) / 1000.0,
+                        COALESCE(SUM(CASE WHEN install_year = ?3 THEN length_m ELSE 0 END), 0) / 1000.0
                  FROM risk_pipe WHERE run = ?1",
-                params![run, year - years],
-                |r| Ok(RegisterSummary { mains: count(r, 0)?, km: r.get(1)?, km_older_than: r.get(2)?, years }),
+                params![run, year - years, year - 1],
+                |r| {
+                    Ok(RegisterSummary {
+                        mains: count(r, 0)?,
+                        km: r.get(1)?,
+                        km_older_than: r.get(2)?,
+                        years,
+                        km_laid_last_year: r.get(3)?,
+                    })
+                },
             )
         })
         .await
