@@ -146,12 +146,12 @@ impl ModelArgs {
     }
 }
 
-fn parse_date(s: &str) -> Result<NaiveDate, String> {
+pub(crate) fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?}: use YYYY-MM-DD"))
 }
 
 /// Prints an import's summary and its first issues to stderr.
-fn report(what: &str, path: &Path, r: &ImportReport) {
+pub(crate) fn report(what: &str, path: &Path, r: &ImportReport) {
     eprintln!("{what} {}: {}", path.display(), r.summary());
     const SHOWN: usize = 20;
     for issue in r.issues.iter().take(SHOWN) {

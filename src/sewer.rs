@@ -2,15 +2,16 @@
 //! the analytics crate (`analytics::sewer`, `sewer_curve`, `sewer_synth`). The curve chart is
 //! drawn here: the analytics crate computes and does not draw.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use analytics::import::ImportReport;
 use analytics::sewer::{Inspection, SewerProfile, SewerRegister, import_inspections, import_sewer_pipes};
 use analytics::sewer_curve::{DeteriorationModel, rank_spans, write_sewer_ranking_csv};
 use analytics::sewer_synth::{SewerSynthParams, generate_sewers};
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
+
+use crate::risk::{parse_date, report};
 
 #[derive(Debug, Subcommand)]
 pub enum SewerCommand {
@@ -62,21 +63,6 @@ pub struct Input {
     /// Column names: mizumori or ja (Japanese headers; docs/analytics.md).
     #[arg(long, default_value = "mizumori")]
     profile: String,
-}
-
-fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?}: use YYYY-MM-DD"))
-}
-
-fn report(what: &str, path: &Path, r: &ImportReport) {
-    eprintln!("{what} {}: {}", path.display(), r.summary());
-    const SHOWN: usize = 20;
-    for issue in r.issues.iter().take(SHOWN) {
-        eprintln!("  {issue}");
-    }
-    if r.issues.len() > SHOWN {
-        eprintln!("  … and {} more", r.issues.len() - SHOWN);
-    }
 }
 
 fn load(input: &Input) -> anyhow::Result<(SewerRegister, Vec<Inspection>)> {
