@@ -689,15 +689,13 @@ async fn zone_pressure<'a>(
     let district = r.district.as_deref()?;
     let series = state.districts.iter().find(|d| d.name == district)?.critical_pressure.clone()?;
     let days = i64::from(analytics::pressure::DEFAULT_WINDOW_DAYS);
-    let query = store::WindowQuery {
-        device: series.device,
-        point: series.point,
-        from: run.created - chrono::Duration::days(days),
-        to: run.created,
-        window_ms: 60_000,
-    };
-    match state.store.aggregate(&query).await {
-        Ok(windows) => analytics::pressure::ZonePressure::from_minutes(&[windows]).map(|p| (district, p)),
+    // Through the aggregate cache: the range is fixed by the run, so the pages of one district's
+    // mains share one 30-day query instead of each making its own.
+    let from = run.created - chrono::Duration::days(days);
+    match state.caches.fixed(&state.store, &series, from, run.created, 60_000).await {
+        Ok(agg) => {
+            analytics::pressure::ZonePressure::from_minutes(std::slice::from_ref(&agg.windows)).map(|p| (district, p))
+        }
         Err(e) => {
             tracing::warn!(district, error = %e, "zone pressure for the risk page");
             None
