@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::detect::burst::BurstParams;
 use super::detect::leak::LeakParams;
-use super::detect::pump::PumpParams;
+use super::detect::pump::{DutyInputs, PumpParams};
 use super::detect::sewer::SewerParams;
 use super::detect::{DetectorKind, DetectorSpec, Input};
 use super::eval::{Kind, Rule};
@@ -177,6 +177,14 @@ struct RawDetector {
     bearing_temperature: Option<String>,
     bearing_excess_k: Option<f64>,
     thermal_lag_min: Option<f64>,
+    /// `device/point` of the pump's flow, the station's suction and discharge pressure and the
+    /// pump's power (pump, optional, all four together): the impeller check.
+    pump_flow: Option<String>,
+    suction_pressure: Option<String>,
+    discharge_pressure: Option<String>,
+    power: Option<String>,
+    head_loss_frac: Option<f64>,
+    energy_rise_frac: Option<f64>,
     /// Night window for the minimum night flow, local hours [from, to) (leak).
     night_hours: Option<[f64; 2]>,
     baseline_nights: Option<u32>,
@@ -611,6 +619,12 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
         ("bearing_temperature", d.bearing_temperature.is_some()),
         ("bearing_excess_k", d.bearing_excess_k.is_some()),
         ("thermal_lag_min", d.thermal_lag_min.is_some()),
+        ("pump_flow", d.pump_flow.is_some()),
+        ("suction_pressure", d.suction_pressure.is_some()),
+        ("discharge_pressure", d.discharge_pressure.is_some()),
+        ("power", d.power.is_some()),
+        ("head_loss_frac", d.head_loss_frac.is_some()),
+        ("energy_rise_frac", d.energy_rise_frac.is_some()),
     ];
     let (kind_name, foreign): (&str, Vec<&[(&str, bool)]>) = match d.kind {
         RawDetectorKind::Burst => ("burst", vec![&sewer_fields, &pump_fields, &leak_fields]),
@@ -707,6 +721,46 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
                         *slot = v;
                     } else {
                         report(field, format!("{v} must be a positive number"));
+                    }
+                }
+            }
+            let duty = [
+                ("pump_flow", &d.pump_flow),
+                ("suction_pressure", &d.suction_pressure),
+                ("discharge_pressure", &d.discharge_pressure),
+                ("power", &d.power),
+            ];
+            if duty.iter().any(|(_, v)| v.is_some()) {
+                // The impeller check needs the whole duty point: flow, head (both pressures)
+                // and power.
+                let got: Vec<Option<Input>> = duty
+                    .iter()
+                    .map(|(field, v)| match v {
+                        Some(v) => input(field, v, report),
+                        None => {
+                            report(field, "the impeller check needs pump_flow, suction_pressure, discharge_pressure and power together".to_owned());
+                            None
+                        }
+                    })
+                    .collect();
+                if let [Some(flow), Some(suction), Some(discharge), Some(power)] = &got[..] {
+                    p.duty = Some(DutyInputs {
+                        flow: flow.clone(),
+                        suction: suction.clone(),
+                        discharge: discharge.clone(),
+                        power: power.clone(),
+                    });
+                }
+            }
+            for (field, v, slot) in [
+                ("head_loss_frac", d.head_loss_frac, &mut p.head_loss_frac),
+                ("energy_rise_frac", d.energy_rise_frac, &mut p.energy_rise_frac),
+            ] {
+                if let Some(v) = v {
+                    if v.is_finite() && v > 0.0 && v < 1.0 {
+                        *slot = v;
+                    } else {
+                        report(field, format!("{v} must be a fraction between 0 and 1"));
                     }
                 }
             }
