@@ -166,6 +166,8 @@ struct RawDetector {
     rise_for_s: Option<f64>,
     overflow_level_m: Option<f64>,
     overflow_within_min: Option<f64>,
+    /// Share of the learned pump-out rate lost that is a loss of capacity (sewer, 0-1).
+    capacity_drop: Option<f64>,
     /// `device/point` of a pump's bearing vibration, mm/s (pump).
     vibration: Option<String>,
     /// `device/point` of the pump's drive frequency, Hz (pump).
@@ -609,6 +611,7 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
         ("rise_for_s", d.rise_for_s.is_some()),
         ("overflow_level_m", d.overflow_level_m.is_some()),
         ("overflow_within_min", d.overflow_within_min.is_some()),
+        ("capacity_drop", d.capacity_drop.is_some()),
     ];
     let pump_fields = [
         ("vibration", d.vibration.is_some()),
@@ -808,6 +811,13 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
             positive("overflow_within_min", d.overflow_within_min, &mut within_min);
             p.rise_for = seconds("rise_for_s", rise_s, report);
             p.overflow_within = seconds("overflow_within_min", within_min * 60.0, report);
+            if let Some(v) = d.capacity_drop {
+                if v.is_finite() && v > 0.0 && v < 1.0 {
+                    p.capacity_drop = v;
+                } else {
+                    report("capacity_drop", format!("{v} must be a fraction between 0 and 1"));
+                }
+            }
             DetectorKind::Sewer(p)
         }
         RawDetectorKind::Burst => {
@@ -1131,6 +1141,24 @@ on_delay_s = 60
         check_err(
             &format!("{GOOD}{}", leak.replace("flow = \"fm01/flow\"\n", "")),
             &[r#"rules.toml:27: detector "dma01", field `flow`: a leak detector needs this field"#],
+        );
+    }
+
+    #[test]
+    fn pump_impeller_inputs_parse_together_and_name_what_is_missing() {
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let pump = "\n[[detector]]\nname = \"ps01_p1_health\"\nkind = \"pump\"\nasset = \"ps01\"\nvibration = \"ps01/p1_vibration\"\nfrequency = \"ps01/p1_frequency\"\npump_flow = \"ps01/outflow\"\nsuction_pressure = \"ps01/suction_pressure\"\ndischarge_pressure = \"ps01/discharge_pressure\"\npower = \"ps01/p1_power\"\n";
+        let set =
+            RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{pump}head_loss_frac = 0.08\n"), &env).unwrap();
+        let DetectorKind::Pump(p) = &set.detectors[0].kind else { panic!("{:?}", set.detectors[0]) };
+        let duty = p.duty.as_ref().expect("the duty inputs");
+        assert_eq!((duty.power.point.as_str(), p.head_loss_frac, p.energy_rise_frac), ("p1_power", 0.08, 0.10));
+        check_err(
+            &format!("{GOOD}{}energy_rise_frac = 1.5\n", pump.replace("power = \"ps01/p1_power\"\n", "")),
+            &[
+                r#"rules.toml:27: detector "ps01_p1_health", field `power`: the impeller check needs pump_flow, suction_pressure, discharge_pressure and power together"#,
+                r#"rules.toml:27: detector "ps01_p1_health", field `energy_rise_frac`: 1.5 must be a fraction between 0 and 1"#,
+            ],
         );
     }
 
