@@ -5,6 +5,13 @@ use mizumori::alerts::score::{self, ScoreOptions};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    // RUST_LOG=collector::alerts::detect=debug shows the detectors' decisions (stderr).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut args = std::env::args().skip(1);
     let days: f64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(7.0);
     let seed: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
