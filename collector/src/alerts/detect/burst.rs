@@ -116,12 +116,12 @@ const HOLD_KEPT: f64 = 0.75;
 /// When a held step must still stand, in seconds after it was recognised: a burst stays open
 /// until it is repaired, while a district's demand is the sum of thousands of households'
 /// draws and its excursions decorrelate within minutes (in the simulator an AR(1) wander with
-/// a 200-s time constant, so an excursion keeps about 64 % of itself after 90 s and 30 % after
-/// 4 minutes). One look at 90 s let about a quarter of the excursions through (seed 3 of the
-/// simulated week: five false critical bursts); a second look at 4 minutes lets through only
-/// those that stood twice, at the cost of a small step's critical alert coming 2.5 minutes
+/// a 200-s time constant, so an excursion keeps about 64 % of itself after 90 s and 41 % after
+/// 3 minutes). One look at 90 s let about a quarter of the excursions through (seed 3 of the
+/// simulated week: five false critical bursts); a second look at 3 minutes lets through only
+/// those that stood twice, at the cost of a small step's critical alert coming 1.5 minutes
 /// later (a step clear of the threshold is critical at once).
-const HOLDS: [i64; 2] = [90, 240];
+const HOLDS: [i64; 2] = [90, 180];
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 enum State {
@@ -806,7 +806,7 @@ mod tests {
             let got = run_with(d, start, 4 * 3600, |s| (burst(s), burst(s)));
             // Confirmed while still opening, the step is not yet clear of the threshold (the
             // noise learned in an hour is high): a flow rise held while it shows it stands
-            // (looks at 90 s and 4 min), then a burst.
+            // (looks at 90 s and 3 min), then a burst.
             let mut k = kinds(&got);
             if k[0] == (RISE, true) {
                 assert_eq!(k.drain(..2).collect::<Vec<_>>(), [(RISE, true), (RISE, false)], "{got:?}");
@@ -920,18 +920,19 @@ mod tests {
         let got = run_days(&mut d, 3, 2 * day, burst);
         assert_eq!(kinds(&got)[..3], [(RISE, true), (RISE, false), (BURST, true)], "{got:?}");
         let critical = got.iter().find(|g| (g.1, g.2) == (BURST, true)).expect("a critical burst");
-        // Recognised about a minute in, then looked at after 90 s and after 4 minutes.
+        // Recognised about a minute in, then looked at after 90 s and after 3 minutes.
         assert!((at..at + 420).contains(&critical.0), "critical {} s after the start: {got:?}", critical.0 - at);
         // An excursion that stands through the first look and then drifts back is no burst:
-        // flat for 200 s, then back with a 100-s time constant.
+        // flat for 260 s (recognised at about 150 s, so flat at the first look), then back with a
+        // 100-s time constant (half gone at the second look).
         let excursion = |s: i64| {
             let t = (s - at) as f64;
             if t < 0.0 {
                 0.0
-            } else if t < 200.0 {
+            } else if t < 260.0 {
                 9.5 * (t / 30.0).min(1.0)
             } else {
-                9.5 * (-(t - 200.0) / 100.0).exp()
+                9.5 * (-(t - 260.0) / 100.0).exp()
             }
         };
         let mut d = registered(0, &[]);
