@@ -22,12 +22,13 @@
 //! district is reported as "planned works in progress" (info) and becomes a burst (critical)
 //! only if it outlasts the planned window by `planned_margin`; a step with no planned work is
 //! a burst (critical) as soon as it is confirmed if it is well clear of the threshold
-//! (`CLEAR`), else a flow rise (major) for `HOLD` (90 s) and then a burst if it still stands
-//! (the last minute keeps `HOLD_KEPT` of the step) and earlier days of the same kind do not
-//! show the flow about usual for the time of day: the district's demand wanders by a few
-//! percent over minutes, and the tail of that noise passes for a small step that a burst
-//! would not drift back from. A held step that did not stand stays a flow rise and is judged
-//! as flushing would be without a register (an hour, earlier days), day or night.
+//! (`CLEAR`), else a flow rise (major) until it has shown it stands at both looks of `HOLDS`
+//! (90 s and 3 min: the last minute keeps `HOLD_KEPT` of the step over the level under it)
+//! and earlier days of the same kind do not show the flow about usual for the time of day:
+//! the district's demand wanders by a few percent over minutes, and the tail of that noise
+//! passes for a small step that a burst would not drift back from. A held step that did not
+//! stand stays a flow rise and is judged as flushing would be without a register (an hour,
+//! earlier days), day or night, and becomes a burst only if earlier days vouch for it.
 //!
 //! With `planned_works = false` (a utility that keeps no register) the detector falls back on
 //! duration and time of day: the step is first an "unexplained inflow rise" (major); it
@@ -107,7 +108,7 @@ const NOISE_ALPHA: f64 = 1.0 / 960.0;
 const NOISE_START: f64 = 0.05;
 /// With the register, a step nobody planned this many times the threshold or more is a burst
 /// as soon as it is confirmed. A smaller one may be demand that wandered up for a few minutes
-/// (the tail of the district's own noise): it is a flow rise for `HOLD`, then a burst if it
+/// (the tail of the district's own noise): it is a flow rise while held (`HOLDS`), then a burst if it
 /// still stands at `HOLD_KEPT` of its size. Wandering demand drifts back within minutes; a
 /// burst does not close by itself. (In the simulated week of seed 3 the false steps were
 /// 1.02 times the threshold, the real bursts 1.48 and 1.6: BENCHMARKS.md.)
@@ -136,7 +137,7 @@ enum State {
         /// While planned works explain the step: the end of their window plus the margin.
         planned: Option<DateTime<Utc>>,
         /// A step nobody planned but only a little above the threshold stays a flow rise until
-        /// this time; then it is a burst if it still stands (see `HOLD`).
+        /// this time; then it is a burst if it still stands (see `HOLDS`).
         #[serde(default)]
         hold: Option<DateTime<Utc>>,
         /// The held step did not stand: it is judged as flushing would be (an hour, earlier
