@@ -68,7 +68,7 @@ magnitude = 0.15
 pub fn scored_scenario() -> anyhow::Result<Scenario> {
     let text = format!("{}\n{SCORED_WEEK_EVENTS}", sensor_sim::DEMO_SCENARIO);
     Scenario::parse(std::path::Path::new("sensor-sim/scenarios/demo.toml (+ the scored week's events)"), &text)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|errs| anyhow::anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
 }
 
 /// The slots the flushing programme is planned in: a crew books half hours, so the register
