@@ -210,8 +210,9 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
         b.swap(col, pivot);
         for row in col + 1..3 {
             let f = a[row][col] / a[col][col];
-            for k in col..3 {
-                a[row][k] -= f * a[col][k];
+            let pivot_row = a[col];
+            for (v, p) in a[row].iter_mut().zip(pivot_row).skip(col) {
+                *v -= f * p;
             }
             b[row] -= f * b[col];
         }
@@ -487,7 +488,7 @@ impl Duty {
         let energy_rise = self.energy.learn(q, y).map(|e| y / e - 1.0);
         // A mean outside the learned range of flows says nothing either way (a worn pump's
         // Q/s drifts below the healthy range at the lowest flows): it neither raises nor clears.
-        let Some(head_loss) = head_loss else { return None };
+        let head_loss = head_loss?;
         let energy_rise = energy_rise.unwrap_or(0.0);
         let share = if self.raised { 0.5 } else { 1.0 };
         let worn = head_loss > share * head_limit || energy_rise > share * energy_limit;
