@@ -1,17 +1,22 @@
 //! Scores the demo's alert rules and detectors against the simulator's ground truth:
 //! `cargo run --release --example alerts_score -- [DAYS] [SEED]` (bench/alerts_score.sh).
 
-use std::path::Path;
-
 use mizumori::alerts::score::{self, ScoreOptions};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    // RUST_LOG=collector::alerts::detect=debug shows the detectors' decisions (stderr).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut args = std::env::args().skip(1);
     let days: f64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(7.0);
     let seed: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
-    let scenario = sensor_sim::Scenario::parse(Path::new("sensor-sim/scenarios/demo.toml"), sensor_sim::DEMO_SCENARIO)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    // The demo city with the scored week's leak growth and impeller wear added.
+    let scenario = score::scored_scenario()?;
     let rules = mizumori::alerts::demo_rules()?;
     let dir = tempfile::tempdir()?;
     // Monday 08:00 JST: the scenario's scripted events (flushing at +1 h, a burst at +2.5 h, a

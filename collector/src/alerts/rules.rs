@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::detect::burst::BurstParams;
 use super::detect::leak::LeakParams;
-use super::detect::pump::PumpParams;
+use super::detect::pump::{DutyInputs, PumpParams};
 use super::detect::sewer::SewerParams;
 use super::detect::{DetectorKind, DetectorSpec, Input};
 use super::eval::{Kind, Rule};
@@ -166,6 +166,8 @@ struct RawDetector {
     rise_for_s: Option<f64>,
     overflow_level_m: Option<f64>,
     overflow_within_min: Option<f64>,
+    /// Share of the learned pump-out rate lost that is a loss of capacity (sewer, 0-1).
+    capacity_drop: Option<f64>,
     /// `device/point` of a pump's bearing vibration, mm/s (pump).
     vibration: Option<String>,
     /// `device/point` of the pump's drive frequency, Hz (pump).
@@ -177,6 +179,14 @@ struct RawDetector {
     bearing_temperature: Option<String>,
     bearing_excess_k: Option<f64>,
     thermal_lag_min: Option<f64>,
+    /// `device/point` of the pump's flow, the station's suction and discharge pressure and the
+    /// pump's power (pump, optional, all four together): the impeller check.
+    pump_flow: Option<String>,
+    suction_pressure: Option<String>,
+    discharge_pressure: Option<String>,
+    power: Option<String>,
+    head_loss_frac: Option<f64>,
+    energy_rise_frac: Option<f64>,
     /// Night window for the minimum night flow, local hours [from, to) (leak).
     night_hours: Option<[f64; 2]>,
     baseline_nights: Option<u32>,
@@ -601,6 +611,7 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
         ("rise_for_s", d.rise_for_s.is_some()),
         ("overflow_level_m", d.overflow_level_m.is_some()),
         ("overflow_within_min", d.overflow_within_min.is_some()),
+        ("capacity_drop", d.capacity_drop.is_some()),
     ];
     let pump_fields = [
         ("vibration", d.vibration.is_some()),
@@ -611,6 +622,12 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
         ("bearing_temperature", d.bearing_temperature.is_some()),
         ("bearing_excess_k", d.bearing_excess_k.is_some()),
         ("thermal_lag_min", d.thermal_lag_min.is_some()),
+        ("pump_flow", d.pump_flow.is_some()),
+        ("suction_pressure", d.suction_pressure.is_some()),
+        ("discharge_pressure", d.discharge_pressure.is_some()),
+        ("power", d.power.is_some()),
+        ("head_loss_frac", d.head_loss_frac.is_some()),
+        ("energy_rise_frac", d.energy_rise_frac.is_some()),
     ];
     let (kind_name, foreign): (&str, Vec<&[(&str, bool)]>) = match d.kind {
         RawDetectorKind::Burst => ("burst", vec![&sewer_fields, &pump_fields, &leak_fields]),
@@ -710,6 +727,46 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
                     }
                 }
             }
+            let duty = [
+                ("pump_flow", &d.pump_flow),
+                ("suction_pressure", &d.suction_pressure),
+                ("discharge_pressure", &d.discharge_pressure),
+                ("power", &d.power),
+            ];
+            if duty.iter().any(|(_, v)| v.is_some()) {
+                // The impeller check needs the whole duty point: flow, head (both pressures)
+                // and power.
+                let got: Vec<Option<Input>> = duty
+                    .iter()
+                    .map(|(field, v)| match v {
+                        Some(v) => input(field, v, report),
+                        None => {
+                            report(field, "the impeller check needs pump_flow, suction_pressure, discharge_pressure and power together".to_owned());
+                            None
+                        }
+                    })
+                    .collect();
+                if let [Some(flow), Some(suction), Some(discharge), Some(power)] = &got[..] {
+                    p.duty = Some(DutyInputs {
+                        flow: flow.clone(),
+                        suction: suction.clone(),
+                        discharge: discharge.clone(),
+                        power: power.clone(),
+                    });
+                }
+            }
+            for (field, v, slot) in [
+                ("head_loss_frac", d.head_loss_frac, &mut p.head_loss_frac),
+                ("energy_rise_frac", d.energy_rise_frac, &mut p.energy_rise_frac),
+            ] {
+                if let Some(v) = v {
+                    if v.is_finite() && v > 0.0 && v < 1.0 {
+                        *slot = v;
+                    } else {
+                        report(field, format!("{v} must be a fraction between 0 and 1"));
+                    }
+                }
+            }
             if p.zone_d_mm_s <= p.zone_c_mm_s {
                 report("zone_d_mm_s", format!("{} must be above zone_c_mm_s {}", p.zone_d_mm_s, p.zone_c_mm_s));
             }
@@ -754,6 +811,13 @@ fn check_detector(d: RawDetector, report: &mut dyn FnMut(&str, String)) -> Optio
             positive("overflow_within_min", d.overflow_within_min, &mut within_min);
             p.rise_for = seconds("rise_for_s", rise_s, report);
             p.overflow_within = seconds("overflow_within_min", within_min * 60.0, report);
+            if let Some(v) = d.capacity_drop {
+                if v.is_finite() && v > 0.0 && v < 1.0 {
+                    p.capacity_drop = v;
+                } else {
+                    report("capacity_drop", format!("{v} must be a fraction between 0 and 1"));
+                }
+            }
             DetectorKind::Sewer(p)
         }
         RawDetectorKind::Burst => {
@@ -1077,6 +1141,24 @@ on_delay_s = 60
         check_err(
             &format!("{GOOD}{}", leak.replace("flow = \"fm01/flow\"\n", "")),
             &[r#"rules.toml:27: detector "dma01", field `flow`: a leak detector needs this field"#],
+        );
+    }
+
+    #[test]
+    fn pump_impeller_inputs_parse_together_and_name_what_is_missing() {
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let pump = "\n[[detector]]\nname = \"ps01_p1_health\"\nkind = \"pump\"\nasset = \"ps01\"\nvibration = \"ps01/p1_vibration\"\nfrequency = \"ps01/p1_frequency\"\npump_flow = \"ps01/outflow\"\nsuction_pressure = \"ps01/suction_pressure\"\ndischarge_pressure = \"ps01/discharge_pressure\"\npower = \"ps01/p1_power\"\n";
+        let set =
+            RuleSet::parse(Path::new("rules.toml"), &format!("{GOOD}{pump}head_loss_frac = 0.08\n"), &env).unwrap();
+        let DetectorKind::Pump(p) = &set.detectors[0].kind else { panic!("{:?}", set.detectors[0]) };
+        let duty = p.duty.as_ref().expect("the duty inputs");
+        assert_eq!((duty.power.point.as_str(), p.head_loss_frac, p.energy_rise_frac), ("p1_power", 0.08, 0.10));
+        check_err(
+            &format!("{GOOD}{}energy_rise_frac = 1.5\n", pump.replace("power = \"ps01/p1_power\"\n", "")),
+            &[
+                r#"rules.toml:27: detector "ps01_p1_health", field `power`: the impeller check needs pump_flow, suction_pressure, discharge_pressure and power together"#,
+                r#"rules.toml:27: detector "ps01_p1_health", field `energy_rise_frac`: 1.5 must be a fraction between 0 and 1"#,
+            ],
         );
     }
 

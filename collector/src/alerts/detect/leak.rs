@@ -12,6 +12,10 @@
 //!
 //! While the alert is active the baseline stays that of the night before it began: a leak
 //! that is not repaired stays an alert; it clears when the night floor comes back down.
+//!
+//! What it learned (the nights, the open night, the frozen baseline) is saved across a
+//! restart: a detector that starts afresh needs two nights of each kind before it judges, and
+//! would take a leak already growing as its baseline.
 
 use std::collections::VecDeque;
 
@@ -62,7 +66,7 @@ const MIN_COVER: f64 = 0.5;
 const MIN_BASE: usize = 2;
 
 /// One night's result.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Night {
     /// Local day number (days since 1970-01-01 local).
     day: i64,
@@ -82,6 +86,18 @@ pub struct Leak {
     frozen: Option<Vec<Night>>,
     rules: Vec<Rule>,
 }
+
+/// What a leak detector learned, as saved across a restart (format `STATE_VERSION`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Learned {
+    open: Option<(i64, Vec<(f64, u32)>)>,
+    nights: VecDeque<Night>,
+    above: usize,
+    active: bool,
+    frozen: Option<Vec<Night>>,
+}
+
+const STATE_VERSION: u32 = 1;
 
 fn weekend(day: i64) -> bool {
     // 1970-01-01 (day 0) was a Thursday.
@@ -171,6 +187,29 @@ impl Detector for Leak {
         self.rules.clone()
     }
 
+    fn state_version(&self) -> u32 {
+        STATE_VERSION
+    }
+
+    fn save(&self) -> Option<serde_json::Value> {
+        let learned = Learned {
+            open: self.open.clone(),
+            nights: self.nights.clone(),
+            above: self.above,
+            active: self.active,
+            frozen: self.frozen.clone(),
+        };
+        serde_json::to_value(learned).ok()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let l: Learned = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        // An open night of another window length (the night hours changed) is dropped.
+        let open = l.open.filter(|(_, slots)| slots.len() == self.minutes());
+        (self.open, self.nights, self.above, self.active, self.frozen) = (open, l.nights, l.above, l.active, l.frozen);
+        Ok(())
+    }
+
     fn on_reading(&mut self, _input: usize, r: &Reading, out: &mut Vec<Signal>) {
         let here = self.place(r.time);
         // Leaving the window (or a later night's window after a gap) closes the open night.
@@ -250,5 +289,42 @@ mod tests {
         // A 10 m³/h leak from day 9 to day 14, then repaired.
         let got = run(21, |d, m| demand(d, m) + if (9..14).contains(&d) { 10.0 } else { 0.0 });
         assert_eq!(got.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), [(10, true), (14, false)], "{got:?}");
+    }
+
+    #[test]
+    fn a_leak_detector_restarted_from_its_saved_state_decides_the_same() {
+        // Issue #5: the leak detector's nights survive a restart. Growth from day 9, 2 m³/h a
+        // day; the collector restarts on day 8 at noon.
+        let growth = |day: i64, minute: i64| ((day * 1440 + minute - 9 * 1440) as f64 / 1440.0).max(0.0) * 2.0;
+        let flow = |d: i64, m: i64| demand(d, m) + growth(d, m);
+        let input = Input { device: DeviceId::new("fm01").unwrap(), point: PointName::new("flow").unwrap() };
+        let params = LeakParams::new(input.clone());
+        let spec =
+            DetectorSpec { name: "dma01".into(), asset: "dma01".into(), kind: DetectorKind::Leak(params.clone()) };
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 31, 15, 0, 0).unwrap();
+        let feed = |d: &mut Leak, from_half_min: i64, to_half_min: i64| {
+            let (mut out, mut got) = (Vec::new(), Vec::new());
+            for k in from_half_min..to_half_min {
+                let (day, half_min) = (k / 2880, k % 2880);
+                let t = t0 + chrono::Duration::seconds(k * 30);
+                let r = Reading::good(input.device.clone(), input.point.clone(), t, flow(day, half_min / 2));
+                d.on_reading(0, &r, &mut out);
+                got.extend(out.drain(..).map(|s| (day, s.cond, s.value.unwrap())));
+            }
+            got
+        };
+        let restart = 8 * 2880 + 1440;
+        let mut before = Leak::new(&spec, params.clone());
+        feed(&mut before, 0, restart);
+        let json = Detector::save(&before).expect("a leak detector saves its state").to_string();
+        let mut restored = Leak::new(&spec, params.clone());
+        restored.restore(serde_json::from_str(&json).unwrap()).unwrap();
+        let mut fresh = Leak::new(&spec, params);
+        let (a, b) = (feed(&mut before, restart, 21 * 2880), feed(&mut restored, restart, 21 * 2880));
+        assert!(!a.is_empty(), "the leak is raised");
+        assert_eq!(a, b, "the restored detector decides exactly as the one that ran on");
+        // A fresh one has no nights: it takes the growing leak as its baseline and says nothing.
+        assert_ne!(feed(&mut fresh, restart, 21 * 2880), a);
+        assert!(restored.restore(serde_json::json!({"nights": 1})).is_err(), "another shape is refused");
     }
 }

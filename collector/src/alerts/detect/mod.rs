@@ -377,11 +377,16 @@ impl DayProfile {
 
     /// The median of the same slot on earlier days of the same kind, if there are any.
     pub fn expected(&self, t: DateTime<Utc>) -> Option<f64> {
+        self.median_of(t, true)
+    }
+
+    /// The median of the same slot on earlier days (of the same kind, or of any kind).
+    fn median_of(&self, t: DateTime<Utc>, same_kind: bool) -> Option<f64> {
         let (day, slot) = self.place(t);
         let mut v: Vec<f64> = self
             .days
             .iter()
-            .filter(|(d, _)| *d < day && Self::weekend(*d) == Self::weekend(day))
+            .filter(|(d, _)| *d < day && (!same_kind || Self::weekend(*d) == Self::weekend(day)))
             .filter(|(_, slots)| slots[slot].1 > 0)
             .map(|(_, slots)| slots[slot].0 / f64::from(slots[slot].1))
             .collect();
@@ -395,13 +400,20 @@ impl DayProfile {
 
     /// Mean excess of what `observed` holds over what `self` expects, in the complete slots
     /// between `from` and `to`, if earlier days give an expectation for at least one of them.
-    pub fn excess(&self, observed: &DayProfile, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
+    /// `same_kind`: compare with earlier days of the same kind only, else with any earlier day.
+    pub fn excess(
+        &self,
+        observed: &DayProfile,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        same_kind: bool,
+    ) -> Option<f64> {
         let first = from.timestamp().div_euclid(SLOT_S) + 1;
         let last = to.timestamp().div_euclid(SLOT_S) - 1;
         let diffs: Vec<f64> = (first..=last)
             .filter_map(|k| {
                 let at = DateTime::from_timestamp(k * SLOT_S, 0)?;
-                Some(observed.observed(at)? - self.expected(at)?)
+                Some(observed.observed(at)? - self.median_of(at, same_kind)?)
             })
             .collect();
         (!diffs.is_empty()).then(|| diffs.iter().sum::<f64>() / diffs.len() as f64)
@@ -448,8 +460,14 @@ mod tests {
         let mon_noon = wed + day * 5 + chrono::Duration::hours(12);
         assert_eq!(p.expected(mon_noon), Some(10.0), "weekdays only: the Saturday does not count");
         assert_eq!(p.expected(wed + day * 4), Some(30.0), "Sunday compares with Saturday");
-        assert_eq!(p.excess(&p, mon_noon - chrono::Duration::minutes(30), mon_noon), Some(2.0));
-        assert_eq!(p.excess(&p, mon_noon - chrono::Duration::minutes(3), mon_noon), None, "no complete slot");
+        assert_eq!(p.excess(&p, mon_noon - chrono::Duration::minutes(30), mon_noon, true), Some(2.0));
+        assert_eq!(p.excess(&p, mon_noon - chrono::Duration::minutes(3), mon_noon, true), None, "no complete slot");
         assert_eq!(p.expected(wed + chrono::Duration::hours(3)), None, "no earlier day");
+        // The first Saturday has no earlier day of its kind; any earlier day: Wed, Thu, Fri.
+        let sat_noon = wed + day * 3 + chrono::Duration::hours(12);
+        assert_eq!(p.expected(sat_noon), None);
+        assert_eq!(p.median_of(sat_noon, false), Some(10.0));
+        assert_eq!(p.excess(&p, sat_noon - chrono::Duration::minutes(30), sat_noon, true), None);
+        assert_eq!(p.excess(&p, sat_noon - chrono::Duration::minutes(30), sat_noon, false), Some(20.0));
     }
 }
