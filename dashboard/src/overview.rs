@@ -461,15 +461,27 @@ impl NightFlow {
     }
 }
 
-/// Each district with an inflow series and at least one night with data (cached aggregates).
+/// The span of the night-flow query: 02:00 JST of the oldest night shown to 04:00 JST of the
+/// last complete one.
+fn nights_span(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let local_now = now.with_timezone(&jst());
+    let last = if local_now.hour() >= 4 { local_now.date_naive() } else { local_now.date_naive() - Duration::days(1) };
+    let at = |date: NaiveDate, hour: u32| {
+        let t = date.and_hms_opt(hour, 0, 0).expect("02:00 and 04:00 exist");
+        (t - Duration::hours(9)).and_utc()
+    };
+    (at(last - Duration::days(NIGHTS as i64 - 1), 2), at(last, 4))
+}
+
+/// Each district with an inflow series and at least one night with data. The nights are all
+/// over, so their windows are a fixed range, cached as such: not a live view that asks the store
+/// for its open last window on every page view (one more store query per district per request).
 async fn night_flows(state: &AppState, now: DateTime<Utc>) -> Result<Vec<NightFlow>, AppError> {
+    let (from, to) = nights_span(now);
     let mut rows = Vec::new();
     for d in state.districts.iter() {
         let Some(key) = &d.inflow else { continue };
-        let agg = state
-            .caches
-            .recent(&state.store, key, Duration::days(NIGHTS as i64 + 1), Duration::zero(), NIGHT_WINDOW_MS)
-            .await?;
+        let agg = state.caches.fixed(&state.store, key, from, to, NIGHT_WINDOW_MS).await?;
         let nights = night_minimums(&agg.windows, now, NIGHTS);
         if nights.iter().all(|(_, v)| v.is_none()) {
             continue;
@@ -676,6 +688,19 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn the_nights_span_ends_at_four_jst_of_the_last_complete_night() {
+        use chrono::TimeZone;
+        // 05:00 JST on the 20th: the nights of the 13th to the 20th, 02:00 to 04:00 JST.
+        let now = jst().with_ymd_and_hms(2026, 11, 20, 5, 0, 0).unwrap().with_timezone(&Utc);
+        let (from, to) = nights_span(now);
+        assert_eq!(from, jst().with_ymd_and_hms(2026, 11, 13, 2, 0, 0).unwrap().with_timezone(&Utc));
+        assert_eq!(to, jst().with_ymd_and_hms(2026, 11, 20, 4, 0, 0).unwrap().with_timezone(&Utc));
+        // 03:00 JST: tonight is not over, the last complete night is the 19th.
+        let early = jst().with_ymd_and_hms(2026, 11, 20, 3, 0, 0).unwrap().with_timezone(&Utc);
+        assert_eq!(nights_span(early).1, jst().with_ymd_and_hms(2026, 11, 19, 4, 0, 0).unwrap().with_timezone(&Utc));
     }
 
     #[test]
