@@ -6,6 +6,8 @@
 #   bench/dashboard_load.sh                      # 30 s per page, 50 connections, 2 wrk threads
 #   SECS=10 CONNS=50 bench/dashboard_load.sh
 #   DB=/tmp/dash.sqlite bench/dashboard_load.sh  # keep (and reuse) the filled store
+#   CARGO_FLAGS=--no-default-features bench/dashboard_load.sh  # without the PDF feature (Typst):
+#       a much shorter first release build; these three pages never touch PDF code
 #
 # Reports per page: the time of the first request (nothing cached yet for that page's data),
 # then requests/s and the p50/p90/p99 latency from wrk's --latency table, and the response size. The store is filled by dashboard/examples/load_server.rs (built in release),
@@ -16,8 +18,10 @@ cd "$(dirname "$0")/.."
 SECS=${SECS:-30}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-2}
+CARGO_FLAGS=${CARGO_FLAGS:-}
 apt_install wrk curl
-cargo build --release -q -p mizumori-dashboard --example load_server
+# shellcheck disable=SC2086 # CARGO_FLAGS is a list of flags
+cargo build --release -q -p mizumori-dashboard $CARGO_FLAGS --example load_server
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/load_server
 tmp=$(mktemp -d)
 DB=${DB:-$tmp/dashboard.sqlite}
@@ -41,18 +45,21 @@ curl -fsS -o /dev/null -c "$tmp/cookies" --data-urlencode username=bench --data-
 cookie=$(awk '$6 == "mizumori_session" {print $6 "=" $7}' "$tmp/cookies")
 [ -n "$cookie" ] || { echo "login failed" >&2; exit 1; }
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME")"
-echo "wrk -t$THREADS -c$CONNS -d${SECS}s --latency, logged in as an engineer"
-printf '%-44s %9s %9s %9s %9s %9s %9s\n' page first "req/s" p50 p90 p99 bytes
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"); $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "wrk -t$THREADS -c$CONNS -d${SECS}s --latency, logged in as an engineer${CARGO_FLAGS:+; cargo $CARGO_FLAGS}"
+# The machine may be shared: the 1-minute load average before and after each page says how much.
+printf '%-44s %9s %9s %9s %9s %9s %9s %11s\n' page first "req/s" p50 p90 p99 bytes load
 for path in "/" "/devices/d005/p03/chart.svg?range=30d&w=720" "/risk"; do
     read -r bytes first < <(curl -fsS -o /dev/null -w '%{size_download} %{time_total}\n' -H "Cookie: $cookie" "$base$path")
     # Warm the page cache and the connection pool before measuring.
     wrk -t"$THREADS" -c"$CONNS" -d3s -H "Cookie: $cookie" "$base$path" > /dev/null
+    load_before=$(cut -d' ' -f1 /proc/loadavg)
     wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -H "Cookie: $cookie" "$base$path" > "$tmp/wrk.txt"
+    load="$load_before-$(cut -d' ' -f1 /proc/loadavg)"
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/wrk.txt")
     [ -z "$non2xx" ] || { cat "$tmp/wrk.txt" >&2; echo "errors on $path" >&2; exit 1; }
-    awk -v path="$path" -v bytes="$bytes" -v first="$first" '
+    awk -v path="$path" -v bytes="$bytes" -v first="$first" -v load="$load" '
         $1 == "50%" {p50 = $2} $1 == "90%" {p90 = $2} $1 == "99%" {p99 = $2}
         $1 == "Requests/sec:" {rps = $2}
-        END {printf "%-44s %7.1fms %9s %9s %9s %9s %9s\n", path, first * 1000, rps, p50, p90, p99, bytes}' "$tmp/wrk.txt"
+        END {printf "%-44s %7.1fms %9s %9s %9s %9s %9s %11s\n", path, first * 1000, rps, p50, p90, p99, bytes, load}' "$tmp/wrk.txt"
 done

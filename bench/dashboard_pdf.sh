@@ -43,7 +43,7 @@ curl -fsS -o /dev/null -c "$tmp/cookies" --data-urlencode username=bench --data-
 cookie=$(awk '$6 == "mizumori_session" {print $6 "=" $7}' "$tmp/cookies")
 [ -n "$cookie" ] || { echo "login failed" >&2; exit 1; }
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"); profile $PROFILE"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"); profile $PROFILE; $(date -u '+%Y-%m-%d %H:%M UTC'); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-6s %9s %9s %9s %9s %6s %s\n' lang first median worst bytes pages font
 for lang in ja en; do
     url="$base/plan/export?format=pdf&lang=$lang"

@@ -1,7 +1,7 @@
 //! One error type for every handler, mapped to a response in one place.
 
 use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::http::header::LOCATION;
+use axum::http::header::{LOCATION, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracing::error;
@@ -67,9 +67,20 @@ impl From<PathRejection> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let mut resp = self.response();
+        // Error texts repeat what the client sent; a browser must never sniff them into HTML.
+        resp.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        resp
+    }
+}
+
+impl AppError {
+    fn response(self) -> Response {
         match self {
-            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m).into_response(),
-            AppError::NotFound(m) => (StatusCode::NOT_FOUND, format!("not found: {m}")).into_response(),
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, shorten_quoted(&m)).into_response(),
+            AppError::NotFound(m) => {
+                (StatusCode::NOT_FOUND, format!("not found: {}", shorten_quoted(&m))).into_response()
+            }
             AppError::LoginRequired { next: Some(next) } => {
                 let target = format!("/login?next={}", percent_encode(&next));
                 let mut resp = StatusCode::SEE_OTHER.into_response();
@@ -105,6 +116,51 @@ impl IntoResponse for AppError {
     }
 }
 
+/// Quoted values longer than this are cut in messages to the client.
+const MAX_ECHO_CHARS: usize = 60;
+
+/// A message with each `"…"` value (as `{:?}` writes a request's text) cut to
+/// `MAX_ECHO_CHARS`: a client that sends 20,000 characters gets a short answer whose reason is
+/// still readable, not its own text back.
+fn shorten_quoted(m: &str) -> String {
+    let mut out = String::with_capacity(m.len().min(1024));
+    let mut quoted: Option<String> = None;
+    let mut escaped = false;
+    let flush = |out: &mut String, q: &str| {
+        let n = q.chars().count();
+        if n > MAX_ECHO_CHARS {
+            out.extend(q.chars().take(MAX_ECHO_CHARS));
+            out.push_str(&format!("… ({n} characters)"));
+        } else {
+            out.push_str(q);
+        }
+    };
+    for c in m.chars() {
+        match quoted.as_mut() {
+            Some(q) if c == '"' && !escaped => {
+                flush(&mut out, q);
+                out.push('"');
+                quoted = None;
+            }
+            Some(q) => {
+                escaped = c == '\\' && !escaped;
+                q.push(c);
+            }
+            None => {
+                out.push(c);
+                if c == '"' {
+                    quoted = Some(String::new());
+                    escaped = false;
+                }
+            }
+        }
+    }
+    if let Some(q) = quoted {
+        flush(&mut out, &q);
+    }
+    out
+}
+
 /// Percent-encodes everything but unreserved characters and `/`, for a path in a query value.
 pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -116,4 +172,28 @@ pub(crate) fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(message: &str, expected: &str) {
+        assert_eq!(shorten_quoted(message), expected);
+    }
+
+    #[test]
+    fn long_quoted_values_are_cut_and_the_reason_kept() {
+        check("w=\"abc\": too narrow", "w=\"abc\": too narrow");
+        let long = "x".repeat(20_000);
+        let expected = format!("w=\"{}… (20000 characters)\": too narrow", "x".repeat(60));
+        check(&format!("w={long:?}: too narrow"), &expected);
+        // An escaped quote inside the value does not end it.
+        let tricky = format!("a\"{}", "y".repeat(100));
+        let cut: String = format!("{tricky:?}").trim_matches('"').chars().take(60).collect();
+        check(&format!("v={tricky:?}: bad"), &format!("v=\"{cut}… (103 characters)\": bad"));
+        check("no quotes at all", "no quotes at all");
+        check("unterminated \"abc", "unterminated \"abc");
+    }
 }

@@ -4,6 +4,7 @@
 //! grade's name with its count of mains. Mains without coordinates are counted, not drawn.
 
 use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -18,7 +19,27 @@ use crate::{AppError, AppState};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct MapParams {
-    w: Option<u32>,
+    w: Option<String>,
+}
+
+/// The map's width limits: narrower, the legend no longer fits; wider, no screen needs it.
+const MIN_W: u32 = 320;
+const MAX_W: u32 = 2000;
+const DEFAULT_W: u32 = 720;
+
+/// The requested width, or a 400 that says the limits (as every other chart's width does,
+/// rather than drawing something the client did not ask for).
+fn width(w: Option<&str>, lang: Lang) -> Result<u32, AppError> {
+    match w {
+        None | Some("") => Ok(DEFAULT_W),
+        Some(w) => match w.parse::<u32>() {
+            Ok(n) if (MIN_W..=MAX_W).contains(&n) => Ok(n),
+            _ => Err(AppError::BadRequest(match lang {
+                Lang::En => format!("w={w:?}: the map width must be a whole number of pixels from {MIN_W} to {MAX_W}"),
+                Lang::Ja => format!("w={w:?}: 地図の幅は {MIN_W}〜{MAX_W} の整数（ピクセル）で指定してください"),
+            })),
+        },
+    }
 }
 
 /// The text of the link to the map on `/risk`.
@@ -145,9 +166,10 @@ pub(crate) fn map_svg(rows: &[RiskRow], lang: Lang, width: u32) -> Result<Option
 pub(crate) async fn risk_map_svg(
     State(state): State<AppState>,
     Extension(lang): Extension<Lang>,
-    Query(params): Query<MapParams>,
+    query: Result<Query<MapParams>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    let width = params.w.unwrap_or(720).clamp(320, 2000);
+    let Query(params) = query?;
+    let width = width(params.w.as_deref(), lang)?;
     let run = state.caches.latest_run(&state.risk).await?.ok_or_else(|| AppError::NotFound("no ranking run".into()))?;
     let query = RiskQuery { limit: 10_000_000, ..Default::default() };
     let page = state.caches.risk_rows(&state.risk, run.id, &query).await?;

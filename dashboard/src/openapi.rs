@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 /// The documented GET paths under `/api/`, with example parameters, for the test that calls
 /// each of them.
-pub const DOCUMENTED_GETS: [&str; 12] = [
+pub const DOCUMENTED_GETS: [&str; 13] = [
     "/api/health",
+    "/api/overview",
     "/api/devices",
     "/api/session",
     "/api/openapi.json",
@@ -30,6 +31,7 @@ pub fn spec() -> Value {
     paths.extend(alert_paths().as_object().expect("an object").clone());
     paths.extend(open_data_paths().as_object().expect("an object").clone());
     paths.extend(plan_paths().as_object().expect("an object").clone());
+    paths.extend(overview_paths().as_object().expect("an object").clone());
     let schemas = spec["components"]["schemas"].as_object_mut().expect("schemas is an object");
     schemas.extend(alert_schemas().as_object().expect("an object").clone());
     spec
@@ -56,7 +58,50 @@ fn alert_schemas() -> Value {
     })
 }
 
-/// Open data: the admin's settings, and the public files they publish.
+/// The overview page's data.
+fn overview_paths() -> Value {
+    let now_then = json!({"type": ["object", "null"], "description": "Means of the last 10 minutes of good readings, now and 24 h before; null when the district has no such series.", "properties": {
+        "now": {"type": ["number", "null"]}, "yesterday": {"type": ["number", "null"]},
+        "change_pct": {"type": ["number", "null"]}, "unit": {"type": "string"}
+    }});
+    json!({
+        "/api/overview": {"get": {
+            "summary": "The overview page's data: device status, pumps running, active alerts by severity, the pipe-register KPIs, and per district the inflow and critical pressure now against yesterday and the minimum night flow",
+            "responses": {
+                "200": {"description": "The network at a glance.", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "time": {"type": "string", "format": "date-time"},
+                    "devices": {"type": "object", "properties": {
+                        "up": {"type": "integer"}, "degraded": {"type": "integer"}, "down": {"type": "integer"},
+                        "list": {"type": "array", "items": {"type": "object", "properties": {
+                            "name": {"$ref": "#/components/schemas/Name"},
+                            "status": {"type": "string", "enum": ["up", "degraded", "down"]},
+                            "last_reading": {"type": ["string", "null"], "format": "date-time"},
+                            "failing_points": {"type": "array", "items": {"$ref": "#/components/schemas/Name"}}
+                        }}}
+                    }},
+                    "pumps": {"type": "object", "properties": {"running": {"type": "integer"}, "total": {"type": "integer"}}},
+                    "active_alerts": {"type": "object", "properties": {"total": {"type": "integer"}, "by_severity": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+                    "register": {"type": ["object", "null"], "description": "From the newest ranking; null before the first.", "properties": {
+                        "as_of": {"type": "string", "format": "date"}, "mains": {"type": "integer"}, "km": {"type": "number"},
+                        "legal_life_years": {"type": "integer"}, "km_past_legal_life": {"type": "number"}, "past_legal_life_pct": {"type": "number"},
+                        "renewal_year": {"type": "integer"}, "km_laid_in_renewal_year": {"type": "number"}, "renewal_rate_pct": {"type": "number"}
+                    }},
+                    "districts": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": {"type": "string"}, "inflow": now_then.clone(), "critical_pressure": now_then,
+                        "night_flow": {"type": ["object", "null"], "description": "The lowest 15-minute mean inflow between 02:00 and 04:00 JST of the last complete night and the seven before; null without data.", "properties": {
+                            "window": {"type": "string"}, "unit": {"type": "string"},
+                            "last_night": {"type": ["number", "null"]}, "median_before": {"type": ["number", "null"]}, "change_pct": {"type": ["number", "null"]},
+                            "nights": {"type": "array", "items": {"type": "object", "properties": {"date": {"type": "string", "format": "date"}, "min": {"type": ["number", "null"]}}}}
+                        }}
+                    }}}
+                }}}}},
+                "401": {"description": "No session: log in with POST /login.", "content": {"text/plain": {}}}
+            }
+        }}
+    })
+}
+
+/// The renewal plan's JSON, chart and exports.
 fn plan_paths() -> Value {
     let inputs = json!([
         {"name": "budget", "in": "query", "schema": {"type": "string"}, "description": "Budget A a year: yen (800000000, 8億, 800M) or km (5km); default 0.7 % of the network's length. Changing any input needs the planner or admin role (403 otherwise)."},
@@ -87,6 +132,7 @@ fn plan_paths() -> Value {
     })
 }
 
+/// Open data: the admin's settings, and the public files they publish.
 fn open_data_paths() -> Value {
     let settings = json!({"type": "object", "properties": {
         "enabled": {"type": "boolean", "default": false},

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use axum::Extension;
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
@@ -18,6 +19,7 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use model::{Reading, Value};
 use serde::Deserialize;
+use serde_json::json;
 use std::sync::Arc;
 
 use store::{SeriesKey, Window};
@@ -53,6 +55,27 @@ pub(crate) enum Status {
     Down,
 }
 
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Up => "up",
+            Status::Degraded => "degraded",
+            Status::Down => "down",
+        }
+    }
+}
+
+/// A pump's running point: one `pN_running` per pump, at water and sewer stations alike (a
+/// station's `pumps_running` count would only cover stations that report one).
+fn is_pump(r: &Reading) -> bool {
+    let n = r.point.as_str().strip_prefix('p').and_then(|s| s.strip_suffix("_running"));
+    n.is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn pump_running(r: &Reading) -> bool {
+    r.quality.is_good() && matches!(r.value, Value::Number(x) if x > 0.5)
+}
+
 /// The status of a device from the newest reading of each of its points.
 pub(crate) fn status(readings: &[Reading], now: DateTime<Utc>) -> Status {
     let newest = readings.iter().map(|r| r.time).max();
@@ -86,11 +109,16 @@ fn number(v: Option<f64>, unit: &str) -> String {
     v.map_or("—".to_owned(), |x| format!("{} <small>{}</small>", format_value(&Value::Number(x)), escape(unit)))
 }
 
-fn change(now: Option<f64>, before: Option<f64>) -> String {
+/// The change from `before` to `now` in percent; none without both or from zero.
+fn change_pct(now: Option<f64>, before: Option<f64>) -> Option<f64> {
     match (now, before) {
-        (Some(a), Some(b)) if b.abs() > 1e-9 => format!("{:+.1}%", (a - b) / b.abs() * 100.0),
-        _ => "—".to_owned(),
+        (Some(a), Some(b)) if b.abs() > 1e-9 => Some((a - b) / b.abs() * 100.0),
+        _ => None,
     }
+}
+
+fn change(now: Option<f64>, before: Option<f64>) -> String {
+    change_pct(now, before).map_or("—".to_owned(), |c| format!("{c:+.1}%"))
 }
 
 /// The district inflow series over the last 24 h at `width` pixels, and the range they cover
@@ -193,19 +221,9 @@ pub(crate) async fn overview(
     let up = statuses.iter().filter(|s| s.2 == Status::Up).count();
     let degraded = statuses.iter().filter(|s| s.2 == Status::Degraded).count();
     let down = statuses.iter().filter(|s| s.2 == Status::Down).count();
-    // Pumps: one `pN_running` point per pump, at water and sewer stations alike (a station's
-    // `pumps_running` count would only cover stations that report one).
-    let pump_points: Vec<&Reading> = devices
-        .values()
-        .flatten()
-        .filter(|r| {
-            let n = r.point.as_str().strip_prefix('p').and_then(|s| s.strip_suffix("_running"));
-            n.is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-        })
-        .collect();
+    let pump_points: Vec<&Reading> = devices.values().flatten().filter(|r| is_pump(r)).collect();
     let pumps = pump_points.len();
-    let running =
-        pump_points.iter().filter(|r| r.quality.is_good() && matches!(r.value, Value::Number(x) if x > 0.5)).count();
+    let running = pump_points.iter().filter(|r| pump_running(r)).count();
 
     let mut body = format!("<h2>{}</h2><p class=\"meta\">{}</p>", lang.t(Msg::Overview), lang.t(Msg::TimesIn));
     if devices.is_empty() {
@@ -425,22 +443,58 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
     Some(if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 })
 }
 
-/// The districts' minimum night flow: last night against the median of the seven before, and
-/// the seven nights themselves, so that a leak growing night by night is seen at a glance.
-async fn night_flow_table(state: &AppState, now: DateTime<Utc>, lang: Lang, body: &mut String) -> Result<(), AppError> {
+/// One district's minimum night flow: each of the `NIGHTS` nights, oldest first.
+struct NightFlow {
+    district: String,
+    unit: String,
+    nights: Vec<(NaiveDate, Option<f64>)>,
+}
+
+impl NightFlow {
+    fn last(&self) -> Option<f64> {
+        self.nights.last().and_then(|(_, v)| *v)
+    }
+
+    /// The median of the nights before the last, the yardstick the last is compared with.
+    fn median_before(&self) -> Option<f64> {
+        median(self.nights[..self.nights.len() - 1].iter().filter_map(|(_, v)| *v).collect())
+    }
+}
+
+/// The span of the night-flow query: 02:00 JST of the oldest night shown to 04:00 JST of the
+/// last complete one.
+fn nights_span(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let local_now = now.with_timezone(&jst());
+    let last = if local_now.hour() >= 4 { local_now.date_naive() } else { local_now.date_naive() - Duration::days(1) };
+    let at = |date: NaiveDate, hour: u32| {
+        let t = date.and_hms_opt(hour, 0, 0).expect("02:00 and 04:00 exist");
+        (t - Duration::hours(9)).and_utc()
+    };
+    (at(last - Duration::days(NIGHTS as i64 - 1), 2), at(last, 4))
+}
+
+/// Each district with an inflow series and at least one night with data. The nights are all
+/// over, so their windows are a fixed range, cached as such: not a live view that asks the store
+/// for its open last window on every page view (one more store query per district per request).
+async fn night_flows(state: &AppState, now: DateTime<Utc>) -> Result<Vec<NightFlow>, AppError> {
+    let (from, to) = nights_span(now);
     let mut rows = Vec::new();
     for d in state.districts.iter() {
         let Some(key) = &d.inflow else { continue };
-        let agg = state
-            .caches
-            .recent(&state.store, key, Duration::days(NIGHTS as i64 + 1), Duration::zero(), NIGHT_WINDOW_MS)
-            .await?;
+        let agg = state.caches.fixed(&state.store, key, from, to, NIGHT_WINDOW_MS).await?;
         let nights = night_minimums(&agg.windows, now, NIGHTS);
         if nights.iter().all(|(_, v)| v.is_none()) {
             continue;
         }
-        rows.push((d.name.clone(), state.unit(&key.device, &key.point).to_owned(), nights));
+        rows.push(NightFlow { district: d.name.clone(), unit: state.unit(&key.device, &key.point).to_owned(), nights });
     }
+    Ok(rows)
+}
+
+/// The districts' minimum night flow: last night against the median of the seven before, and
+/// the seven nights themselves, so that a leak growing night by night is seen at a glance.
+async fn night_flow_table(state: &AppState, now: DateTime<Utc>, lang: Lang, body: &mut String) -> Result<(), AppError> {
+    let rows = night_flows(state, now).await?;
     if rows.is_empty() {
         return Ok(());
     }
@@ -455,10 +509,9 @@ async fn night_flow_table(state: &AppState, now: DateTime<Utc>, lang: Lang, body
         before = lang.t(Msg::NightsBefore),
         recent = lang.t(Msg::RecentNights),
     );
-    for (name, unit, nights) in rows {
-        let (_, last) = nights[nights.len() - 1];
-        let before = median(nights[..nights.len() - 1].iter().filter_map(|(_, v)| *v).collect());
-        let recent: Vec<String> = nights[1..]
+    for row in rows {
+        let (last, before) = (row.last(), row.median_before());
+        let recent: Vec<String> = row.nights[1..]
             .iter()
             .map(|(night, v)| {
                 format!(
@@ -471,15 +524,109 @@ async fn night_flow_table(state: &AppState, now: DateTime<Utc>, lang: Lang, body
         let _ = write!(
             body,
             "<tr><th scope=\"row\">{name}</th><td class=\"num\">{l}</td><td class=\"num\">{b} ({c})</td><td>{r}</td></tr>",
-            name = escape(&name),
-            l = number(last, &unit),
-            b = number(before, &unit),
+            name = escape(&row.district),
+            l = number(last, &row.unit),
+            b = number(before, &row.unit),
             c = change(last, before),
             r = recent.join(" · "),
         );
     }
     body.push_str("</tbody></table></div>");
     Ok(())
+}
+
+/// A value now and at the same time yesterday, for the JSON.
+fn now_then_json(now: Option<f64>, then: Option<f64>, unit: &str) -> serde_json::Value {
+    json!({"now": now, "yesterday": then, "change_pct": change_pct(now, then), "unit": unit})
+}
+
+/// A district series now and yesterday, or null when the district has none.
+async fn series_json(state: &AppState, key: Option<&SeriesKey>) -> Result<serde_json::Value, AppError> {
+    Ok(match key {
+        Some(k) => {
+            let (a, b) = now_and_yesterday(state, k).await?;
+            now_then_json(a, b, state.unit(&k.device, &k.point))
+        }
+        None => serde_json::Value::Null,
+    })
+}
+
+/// `GET /api/overview`: the overview's data as JSON — device status, pumps, active alerts by
+/// severity, the register KPIs, and per district the inflow and critical pressure now against
+/// yesterday and the minimum night flow. Read through the same caches as the page.
+pub(crate) async fn overview_json(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+    let now = Utc::now();
+    let mut devices: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
+    for r in state.caches.latest(&state.store).await?.iter().cloned() {
+        devices.entry(r.device.to_string()).or_default().push(r);
+    }
+    let device_json: Vec<serde_json::Value> = devices
+        .iter()
+        .map(|(name, rs)| {
+            let failing: Vec<String> =
+                rs.iter().filter(|r| !r.quality.is_good()).map(|r| r.point.to_string()).collect();
+            json!({
+                "name": name,
+                "status": status(rs, now).as_str(),
+                "last_reading": rs.iter().map(|r| r.time).max(),
+                "failing_points": failing,
+            })
+        })
+        .collect();
+    let count = |s: Status| devices.values().filter(|rs| status(rs, now) == s).count();
+    let pumps: Vec<&Reading> = devices.values().flatten().filter(|r| is_pump(r)).collect();
+    let running = pumps.iter().filter(|r| pump_running(r)).count();
+    let counts = crate::alerts::active_counts(&state).await?;
+    let by_severity: serde_json::Map<String, serde_json::Value> =
+        counts.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect();
+    let register = match state.caches.latest_run(&state.risk).await? {
+        Some(run) => {
+            let s = state.caches.risk_summary(&state.risk, run.id, run.as_of.year(), LEGAL_LIFE_YEARS).await?;
+            let pct = |km: f64| if s.km > 0.0 { km / s.km * 100.0 } else { 0.0 };
+            json!({
+                "as_of": run.as_of,
+                "mains": s.mains,
+                "km": s.km,
+                "legal_life_years": LEGAL_LIFE_YEARS,
+                "km_past_legal_life": s.km_older_than,
+                "past_legal_life_pct": pct(s.km_older_than),
+                "renewal_year": run.as_of.year() - 1,
+                "km_laid_in_renewal_year": s.km_laid_last_year,
+                "renewal_rate_pct": pct(s.km_laid_last_year),
+            })
+        }
+        None => serde_json::Value::Null,
+    };
+    let nights = night_flows(&state, now).await?;
+    let mut districts = Vec::new();
+    for d in state.districts.iter() {
+        let inflow = series_json(&state, d.inflow.as_ref()).await?;
+        let pressure = series_json(&state, d.critical_pressure.as_ref()).await?;
+        let night = nights.iter().find(|n| n.district == d.name).map(|n| {
+            json!({
+                "window": "02:00-04:00 JST",
+                "unit": n.unit,
+                "last_night": n.last(),
+                "median_before": n.median_before(),
+                "change_pct": change_pct(n.last(), n.median_before()),
+                "nights": n.nights.iter().map(|(date, v)| json!({"date": date, "min": v})).collect::<Vec<_>>(),
+            })
+        });
+        districts.push(json!({"name": d.name, "inflow": inflow, "critical_pressure": pressure, "night_flow": night}));
+    }
+    Ok(Json(json!({
+        "time": now,
+        "devices": {
+            "up": count(Status::Up),
+            "degraded": count(Status::Degraded),
+            "down": count(Status::Down),
+            "list": device_json,
+        },
+        "pumps": {"running": running, "total": pumps.len()},
+        "active_alerts": {"total": counts.iter().map(|(_, n)| n).sum::<usize>(), "by_severity": by_severity},
+        "register": register,
+        "districts": districts,
+    })))
 }
 
 #[cfg(test)]
@@ -541,6 +688,19 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn the_nights_span_ends_at_four_jst_of_the_last_complete_night() {
+        use chrono::TimeZone;
+        // 05:00 JST on the 20th: the nights of the 13th to the 20th, 02:00 to 04:00 JST.
+        let now = jst().with_ymd_and_hms(2026, 11, 20, 5, 0, 0).unwrap().with_timezone(&Utc);
+        let (from, to) = nights_span(now);
+        assert_eq!(from, jst().with_ymd_and_hms(2026, 11, 13, 2, 0, 0).unwrap().with_timezone(&Utc));
+        assert_eq!(to, jst().with_ymd_and_hms(2026, 11, 20, 4, 0, 0).unwrap().with_timezone(&Utc));
+        // 03:00 JST: tonight is not over, the last complete night is the 19th.
+        let early = jst().with_ymd_and_hms(2026, 11, 20, 3, 0, 0).unwrap().with_timezone(&Utc);
+        assert_eq!(nights_span(early).1, jst().with_ymd_and_hms(2026, 11, 19, 4, 0, 0).unwrap().with_timezone(&Utc));
     }
 
     #[test]

@@ -90,8 +90,17 @@ impl PlanQuery {
             None | Some("") => None,
             Some(d) => Some(Deadline::parse(d).map_err(|e| bad(format!("deadline: {e}"), format!("deadline: {e}")))?),
         };
+        let first_fiscal_year = next_fiscal_year();
+        // A deadline already past cannot be planned for; it would not be refused further down.
+        if let Some(d) = deadline.as_ref().filter(|d| d.by_fiscal_year < first_fiscal_year) {
+            let y = d.by_fiscal_year;
+            return Err(bad(
+                format!("deadline: FY{y} is before the plan's first fiscal year, FY{first_fiscal_year}"),
+                format!("deadline: {y}年度は計画の初年度（{first_fiscal_year}年度）より前です"),
+            ));
+        }
         let changed = budgets != defaults || years != 10 || deadline.is_some();
-        Ok(Inputs { budgets, years, deadline, first_fiscal_year: next_fiscal_year(), changed })
+        Ok(Inputs { budgets, years, deadline, first_fiscal_year, changed })
     }
 }
 

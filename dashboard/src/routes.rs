@@ -48,6 +48,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route("/api/session", get(login::session_json))
         .route("/api/openapi.json", get(openapi::serve))
+        .route("/api/overview", get(overview::overview_json))
         .route("/api/devices", get(devices))
         .route("/api/devices/{device}/{point}/windows", get(detail::windows_json))
         .route("/devices/{device}", get(detail::device_page))

@@ -12,6 +12,8 @@ mod util;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use store::Role;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +95,44 @@ async fn wait_for(c: &Client, what: &str, script: &str, ok: impl Fn(f64) -> bool
         assert!(tokio::time::Instant::now() < deadline, "{what}: still {v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Form controls (but hidden fields and buttons, whose text is their name) with neither a
+/// `<label>` nor an `aria-label`/`aria-labelledby`, by id or name.
+const UNLABELLED_JS: &str = "return [...document.querySelectorAll('input, select, textarea')]\
+    .filter(e => !['hidden', 'submit', 'button', 'reset'].includes(e.type))\
+    .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))\
+    .map(e => e.id || e.name || e.outerHTML.slice(0, 80))";
+
+/// The smallest side of any control a crew member taps on the page, in CSS pixels.
+const SMALLEST_TARGET_JS: &str = "return Math.min(...[...document.querySelectorAll(\
+    'main button, main select, main textarea, main input:not([type=hidden]), main a.button, nav.ranges a')]\
+    .map(e => { const r = e.getBoundingClientRect(); return Math.min(r.height, r.width); }))";
+
+/// A crew page at 390×844 (issue #7): every form control labelled, every control at least
+/// 44 px on each side (WCAG 2.5.5), measured from the rendered layout.
+async fn assert_accessible(c: &Client, page: &str) {
+    let unlabelled = c.execute(UNLABELLED_JS, vec![]).await.unwrap();
+    assert_eq!(unlabelled, serde_json::json!([]), "{page}: form controls without a label");
+    let smallest = wait_for(c, "touch targets", SMALLEST_TARGET_JS, |v| v.is_finite()).await;
+    assert!(smallest >= 44.0, "{page}: a touch target of {smallest} px");
+}
+
+/// Presses Tab until the element with `id` has the focus; the number of presses, or none
+/// within `max`.
+async fn tab_to(c: &Client, id: &str, max: usize) -> Option<usize> {
+    for n in 1..=max {
+        let tab = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: Key::Tab.into() })
+            .then(KeyAction::Up { value: Key::Tab.into() });
+        c.perform_actions(tab).await.unwrap();
+        let focused =
+            c.execute("return document.activeElement ? document.activeElement.id : ''", vec![]).await.unwrap();
+        if focused == id {
+            return Some(n);
+        }
+    }
+    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,6 +271,8 @@ async fn crew_acknowledges_an_alert_on_a_phone() {
         // A deep link to the inbox survives the login.
         c.goto(&format!("{base}/alerts?lang=ja")).await.unwrap();
         assert_eq!(c.current_url().await.unwrap().path(), "/login");
+        assert_accessible(&c, "/login").await;
+        assert!(tab_to(&c, "username", 20).await.is_some(), "Tab reaches the user name field");
         c.find(Locator::Id("username")).await.unwrap().send_keys("crew").await.unwrap();
         c.find(Locator::Id("password")).await.unwrap().send_keys(&password(Role::Crew)).await.unwrap();
         c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
@@ -253,6 +295,13 @@ async fn crew_acknowledges_an_alert_on_a_phone() {
         let card = c.find(Locator::Id("alert-1")).await.unwrap().text().await.unwrap();
         assert!(card.contains("緊急") && card.contains("未対応") && card.contains("PS-01"), "{card}");
         save_screenshot(&c, "alerts-390x844.png").await;
+        assert_accessible(&c, "/alerts").await;
+        // A keyboard alone gets from the top of the inbox to the first acknowledge button.
+        c.execute("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)", vec![])
+            .await
+            .unwrap();
+        let presses = tab_to(&c, "ack-1", 80).await;
+        assert!(presses.is_some(), "Tab never reaches the acknowledge button");
 
         // Acknowledge the critical alert with a comment.
         c.find(Locator::Id("ack-comment-1")).await.unwrap().send_keys("現地に向かいます（15分）").await.unwrap();
@@ -272,6 +321,7 @@ async fn crew_acknowledges_an_alert_on_a_phone() {
 
         // The alert's own page offers shelving and resolving; resolve it with a note.
         c.goto(&format!("{base}/alerts/1")).await.unwrap();
+        assert_accessible(&c, "/alerts/1").await;
         c.find(Locator::Id("resolve-note-1")).await.unwrap().send_keys("弁を交換").await.unwrap();
         c.find(Locator::Id("resolve-1")).await.unwrap().click().await.unwrap();
         wait_for(

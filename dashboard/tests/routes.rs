@@ -120,6 +120,55 @@ async fn overview_shows_each_districts_minimum_night_flow_against_the_nights_bef
     // The Japanese page has it too.
     let r = viewer.get(&state, "/?lang=ja").await;
     assert!(r.body.contains("最小夜間流量"), "Japanese heading");
+    // And /api/overview the same figures, unrounded.
+    let r = viewer.get(&state, "/api/overview").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let night = &j["districts"][0]["night_flow"];
+    assert_eq!(night["last_night"], 26.0, "{night}");
+    assert!((night["median_before"].as_f64().unwrap() - 20.04).abs() < 1e-9, "{night}");
+    assert!((night["change_pct"].as_f64().unwrap() - (26.0 / 20.04 - 1.0) * 100.0).abs() < 1e-9, "{night}");
+    let nights = night["nights"].as_array().unwrap();
+    assert_eq!(nights.len(), 8);
+    assert_eq!(nights[7]["date"], last.to_string(), "newest last");
+}
+
+/// Issue #7: the overview's data is also JSON, and it says what the page says.
+#[tokio::test]
+async fn overview_json_has_the_pages_figures() {
+    let (state, _dir) = state_with_readings().await;
+    let now = chrono::Utc::now();
+    let pump = |p: &str, v: f64| {
+        model::Reading::good(model::DeviceId::new("ps03").unwrap(), model::PointName::new(p).unwrap(), now, v)
+    };
+    state.store.write(&[pump("p1_running", 1.0), pump("p2_running", 0.0)]).await.unwrap();
+    let viewer = login(&state, Role::Viewer).await;
+    let r = viewer.get(&state, "/api/overview").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!((j["devices"]["up"].as_u64(), j["devices"]["down"].as_u64()), (Some(3), Some(1)), "{}", j["devices"]);
+    let ps02 = j["devices"]["list"].as_array().unwrap().iter().find(|d| d["name"] == "ps02").unwrap();
+    assert_eq!((ps02["status"].as_str(), &ps02["failing_points"]), (Some("down"), &serde_json::json!(["flow"])));
+    assert_eq!(j["pumps"], serde_json::json!({"running": 1, "total": 2}));
+    // Alerts 1 and 2 open, 3 acknowledged, 5 shelved: active; 4 resolved.
+    assert_eq!(j["active_alerts"]["total"], 4, "{}", j["active_alerts"]);
+    assert_eq!(j["active_alerts"]["by_severity"]["critical"], 1);
+    let reg = &j["register"];
+    assert_eq!((reg["mains"].as_u64(), reg["as_of"].as_str()), (Some(120), Some("2026-04-01")), "{reg}");
+    assert!((reg["past_legal_life_pct"].as_f64().unwrap() - 36.0 / 120.0 * 100.0).abs() < 1e-9, "{reg}");
+    assert!((reg["renewal_rate_pct"].as_f64().unwrap() - 100.0 / 120.0).abs() < 1e-9, "{reg}");
+    let good: Vec<f64> = (0..120).filter(|i| !(40..70).contains(i)).map(|i| 100.0 + (i as f64).sin()).collect();
+    let mean = good.iter().sum::<f64>() / good.len() as f64;
+    let d = &j["districts"][0];
+    assert_eq!(d["name"], "dma01");
+    assert!((d["inflow"]["now"].as_f64().unwrap() - mean).abs() < 1e-9, "{d}");
+    assert!(d["inflow"]["yesterday"].is_null() && d["inflow"]["change_pct"].is_null(), "{d}");
+    assert_eq!(d["critical_pressure"]["now"], 4.0, "{d}");
+    assert!(d["night_flow"].is_null(), "two minutes of readings have no night: {d}");
+    // The page shows the same counts.
+    let page = viewer.get(&state, "/?lang=en").await.body;
+    assert!(page.contains(">3 / 4<") && page.contains(">1 / 2<"), "the page agrees");
 }
 
 #[tokio::test]

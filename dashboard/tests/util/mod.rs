@@ -210,7 +210,8 @@ pub async fn send(state: &AppState, req: Request<Body>) -> Resp {
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
-    Resp { status, headers, body: String::from_utf8(body.to_vec()).unwrap() }
+    // Lossy: a few routes answer binary files (XLSX, PDF), which callers check by status.
+    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
 }
 
 /// An anonymous GET.
