@@ -19,7 +19,11 @@
 //!   This is the one place a page may be up to a second behind the store.
 //!
 //! Every cache coalesces concurrent misses for one key into one store call (moka's
-//! `try_get_with`), so fifty clients opening the same chart cost one query. Sizes are bounded
+//! `try_get_with`), so fifty clients opening the same chart cost one query. The live tails are
+//! not cached at all, but identical tail queries *in flight at the same moment* are run once
+//! and shared (`TailFlights`): the overview asks for 36 tails per view, and under fifty clients
+//! each tail was being asked of the one reader connection dozens of times at once. A request
+//! that starts after a tail query has finished asks again, so this adds no staleness. Sizes are bounded
 //! by weight (windows, rows), not by entry count. Alerts and sessions are never cached: what a
 //! crew member just did must show on the next page.
 
@@ -95,8 +99,51 @@ pub(crate) fn freshness(window_ms: i64) -> StdDuration {
     StdDuration::from_millis(window_ms.max(0) as u64).clamp(MIN_FRESH, MAX_FRESH)
 }
 
+/// A live tail: one series' windows from `from_ms` up to `to_ms` (the end of the current second).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TailKey {
+    series: SeriesKey,
+    window_ms: i64,
+    from_ms: i64,
+    to_ms: i64,
+}
+
+type TailAnswer = Result<Arc<Vec<Window>>, Arc<StoreError>>;
+
+/// Tail queries running now, each shared by every request that asks the same while it runs.
+/// An entry lives only while its query runs: it is removed by the request that ran it, so the
+/// next request after that asks the store again (nothing is kept, nothing can be stale).
+#[derive(Default)]
+struct TailFlights(std::sync::Mutex<std::collections::HashMap<TailKey, Arc<tokio::sync::OnceCell<TailAnswer>>>>);
+
+impl TailFlights {
+    async fn run(&self, store: &Arc<dyn Store>, key: TailKey, q: WindowQuery) -> TailAnswer {
+        self.share(key, || async { store.aggregate(&q).await.map(Arc::new).map_err(Arc::new) }).await
+    }
+
+    /// Runs `query` unless the same key's query is running now, whose answer is then shared.
+    async fn share<F, Fut>(&self, key: TailKey, query: F) -> TailAnswer
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = TailAnswer>,
+    {
+        let cell = {
+            let mut flights = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            flights.entry(key.clone()).or_default().clone()
+        };
+        // If the request running the query is dropped (client gone), the next waiter runs it.
+        let answer = cell.get_or_init(query).await.clone();
+        let mut flights = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if flights.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            flights.remove(&key);
+        }
+        answer
+    }
+}
+
 /// The dashboard's caches; one per [`crate::AppState`].
 pub struct Caches {
+    tails: TailFlights,
     latest: Cache<(), Arc<Vec<Reading>>>,
     aggregates: Cache<AggKey, Arc<Aggregated>>,
     drawings: Cache<String, Arc<Drawing>>,
@@ -120,6 +167,7 @@ impl Default for Caches {
         // Weights: a window is ~60 bytes, a risk row ~300; so at most ~30 MB and ~15 MB.
         let weight = |n: usize| u32::try_from(n + 1).unwrap_or(u32::MAX);
         Caches {
+            tails: TailFlights::default(),
             latest: Cache::builder().max_capacity(1).time_to_live(LATEST_FRESH).build(),
             aggregates: Cache::builder()
                 .max_capacity(500_000)
@@ -241,14 +289,20 @@ impl Caches {
             to: now,
             window_ms,
         };
-        let tail = if tail_from < now { store.aggregate(&q).await? } else { Vec::new() };
+        let key = TailKey {
+            series: series.clone(),
+            window_ms,
+            from_ms: tail_from.timestamp_millis(),
+            to_ms: now.timestamp_millis(),
+        };
+        let tail = if tail_from < now { self.tails.run(store, key, q).await.map_err(shared)? } else { Arc::default() };
         let first = bucket(from);
         let mut windows: Vec<Window> = cached
             .windows
             .iter()
             .filter(|w| (first..boundary).contains(&w.start.timestamp_millis()))
             .cloned()
-            .chain(tail)
+            .chain(tail.iter().cloned())
             .collect();
         windows.sort_by_key(|w| w.start);
         // The id names the content, so a drawing of it is shared until something changes.
@@ -373,5 +427,40 @@ mod tests {
         assert_eq!(freshness(3_600_000), MAX_FRESH, "30 days at 720 px: hour-long windows");
         assert_eq!(freshness(10), MIN_FRESH);
         assert_eq!(freshness(-1), MIN_FRESH);
+    }
+
+    fn key(from_ms: i64) -> TailKey {
+        let series = SeriesKey { device: "fm01".parse().unwrap(), point: "flow".parse().unwrap() };
+        TailKey { series, window_ms: 60_000, from_ms, to_ms: from_ms + 60_000 }
+    }
+
+    #[tokio::test]
+    async fn identical_tails_in_flight_run_once_and_a_later_one_runs_again() {
+        let flights = Arc::new(TailFlights::default());
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ask = |k: TailKey| {
+            let (flights, runs) = (flights.clone(), runs.clone());
+            tokio::spawn(async move {
+                flights
+                    .share(k, || async move {
+                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(StdDuration::from_millis(100)).await;
+                        Ok(Arc::new(Vec::new()))
+                    })
+                    .await
+            })
+        };
+        let together: Vec<_> = (0..20).map(|_| ask(key(0))).chain([ask(key(1))]).collect();
+        for t in together {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "20 identical at once run once, another key once"
+        );
+        ask(key(0)).await.unwrap().unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3, "nothing is kept once the query is done");
+        assert!(flights.0.lock().unwrap().is_empty());
     }
 }
