@@ -164,7 +164,7 @@ pub struct SewerRun {
     /// The probabilities are of the grade `horizon_years` after the as-of date.
     pub horizon_years: u32,
     pub created: DateTime<Utc>,
-    /// One per material of the register, in code order.
+    /// One per material of the register, read back in the order saved.
     pub curves: Vec<SewerCurve>,
 }
 
@@ -513,7 +513,7 @@ impl SewerStore for SqliteSewer {
             let Some(mut run) = run else { return Ok(None) };
             let mut stmt = c.prepare(
                 "SELECT material, material_ja, inspections, any_shape, any_scale, ii_shape, ii_scale, i_shape, i_scale,
-                 fallback FROM sewer_curve WHERE run = ?1 ORDER BY material",
+                 fallback FROM sewer_curve WHERE run = ?1 ORDER BY rowid",
             )?;
             run.curves = stmt
                 .query_map(params![run.id], |r| {
