@@ -54,7 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             // CPU-bound: it runs on this thread, nothing else is on the runtime.
             Command::Risk { command } => crate::risk::run(command).await,
-            Command::Sewer { command } => crate::sewer::run(command),
+            Command::Sewer { command } => crate::sewer::run(command).await,
             Command::Plan(args) => crate::plan::run(args).await,
         }
     })
@@ -94,6 +94,7 @@ async fn demo(
     let accounts = crate::user::open(&db).await?;
     let demo_password = crate::user::demo_users(&accounts, demo_password).await?;
     let risk = crate::risk_demo::open(&db).await?;
+    let sewer = crate::sewer::open(&db).await?;
     let districts = crate::districts::of_scenario(&sensor_sim::Scenario::demo()?);
 
     let simulation = Simulation::demo(SimOptions { seed, ..SimOptions::default() })?;
@@ -135,6 +136,7 @@ async fn demo(
         .with_alerts(alert_store)
         .with_settings(Arc::new(store::SqliteSettings::open(&db).await?))
         .with_risk(Arc::new(risk.clone()))
+        .with_sewer(Arc::new(sewer.clone()))
         .with_districts(districts);
     let router = dashboard::app(state).merge(metrics_router(metrics));
     let shutdown = cancel.clone();
@@ -152,6 +154,7 @@ async fn demo(
     println!("Press Ctrl-C to stop.");
     // After the URL: ranking the synthetic city takes a while, and the pages work without it.
     crate::risk_demo::spawn(risk, store.clone(), crate::risk_demo::today_in_japan());
+    crate::sewer::spawn_demo(sewer, crate::risk_demo::today_in_japan());
 
     cancel.cancelled().await;
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -275,6 +278,7 @@ async fn serve(
     let cancel = shutdown::on_signal();
     // Risk rankings live beside the accounts: in the embedded file, or a file of their own.
     let risk = crate::risk_demo::open(accounts_path).await?;
+    let sewer = crate::sewer::open(accounts_path).await?;
     // Alerts too: the collector writes them to the same file (`collect --rules`).
     let alerts = store::SqliteAlerts::open(accounts_path)
         .await
@@ -285,6 +289,7 @@ async fn serve(
         .with_alerts(Arc::new(alerts))
         .with_settings(Arc::new(store::SqliteSettings::open(accounts_path).await?))
         .with_risk(Arc::new(risk))
+        .with_sewer(Arc::new(sewer))
         .with_auth(auth);
     dashboard::serve(listener, state, cancel).await?;
     Ok(())

@@ -109,6 +109,15 @@ impl Register {
         (register, duplicates)
     }
 
+    /// The register of `pipes` with its id index already built (ids unique, `index` mapping
+    /// each to its position): the import builds the map once while it checks for duplicates.
+    pub(crate) fn from_indexed(pipes: Vec<Pipe>, index: foldhash::HashMap<AssetId, usize>) -> Register {
+        debug_assert!(
+            index.len() == pipes.len() && pipes.iter().enumerate().all(|(i, p)| index.get(&p.id) == Some(&i))
+        );
+        Register { pipes, index }
+    }
+
     pub fn pipes(&self) -> &[Pipe] {
         &self.pipes
     }

@@ -109,7 +109,7 @@ pub fn import_assets_geojson(path: &Path, profile: &Profile) -> Result<(Register
         }
         w.flush().map_err(|e| write_err(e.into()))?;
     }
-    let table = Table::from_reader(path, profile.name, Box::new(std::io::Cursor::new(csv_bytes)))?;
+    let table = Table::from_bytes(path, profile.name, csv_bytes)?;
     let (mut register, mut report) = assets_from_table(table, profile)?;
     for i in &mut report.issues {
         i.line = rows.get((i.line as usize).saturating_sub(2)).map_or(0, |r| r.0 as u64);

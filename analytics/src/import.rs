@@ -226,14 +226,14 @@ pub(crate) fn assets_from_table(
     let zone = opt(&table, cols.pressure_zone, "the pressure zone")?;
 
     let mut report = ImportReport::default();
-    let mut pipes = Vec::new();
-    let mut first_line: foldhash::HashMap<AssetId, u64> = Default::default();
-    table.for_each_row(&mut report, |row, report| {
+    // Rows are checked on all cores; ids are matched up afterwards, in file order, so the
+    // first of two rows with one id is the one kept, as before.
+    let rows = table.par_map_rows(&mut report, |row, report| {
         if let Some((i, out)) = status {
             let v = row.get(i).trim().to_ascii_uppercase();
             if out.contains(&v.as_str()) {
                 *report.filtered.entry(format!("status {v}")).or_default() += 1;
-                return;
+                return None;
             }
         }
         let mut ok = true;
@@ -330,14 +330,8 @@ pub(crate) fn assets_from_table(
             r
         });
         let pressure_zone = zone.map(|i| row.get(i).trim().to_owned()).filter(|z| !z.is_empty());
-        if let (true, Some(id), Some(length_m)) = (ok, id, length_m) {
-            if let Some(first) = first_line.get(&id) {
-                let reason = format!("duplicate asset id {id}: line {first} has it first and is kept");
-                row.reject(report, id_col, &reason);
-                return;
-            }
-            first_line.insert(id.clone(), row.line);
-            pipes.push(Pipe {
+        match (ok, id, length_m) {
+            (true, Some(id), Some(length_m)) => Some(Pipe {
                 id,
                 material,
                 diameter_mm,
@@ -348,11 +342,42 @@ pub(crate) fn assets_from_table(
                 road_class,
                 pressure_zone,
                 geometry: None,
-            });
+            }),
+            _ => None,
         }
     });
-    let (register, duplicates) = Register::new(pipes);
-    debug_assert!(duplicates.is_empty(), "duplicates are rejected row by row");
+    // One id map, built once and kept as the register's index: hashing a million ids twice
+    // (a duplicate check, then the index) was a visible share of a large import.
+    let mut index: foldhash::HashMap<AssetId, usize> = Default::default();
+    index.reserve(rows.len());
+    let mut lines = Vec::with_capacity(rows.len());
+    let mut pipes = Vec::with_capacity(rows.len());
+    let before = report.issues.len();
+    for (line, pipe) in rows {
+        match index.entry(pipe.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                let first = lines[*first.get()];
+                report.issues.push(Issue {
+                    file: table.path.clone(),
+                    line,
+                    unit: Unit::Line,
+                    column: table.headers[id_col].clone(),
+                    severity: Severity::Rejected,
+                    reason: format!("duplicate asset id {}: line {first} has it first and is kept", pipe.id),
+                });
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(pipes.len());
+                lines.push(line);
+                pipes.push(pipe);
+            }
+        }
+    }
+    if report.issues.len() > before {
+        // Each duplicate's issue in its row's place, after that row's own warnings.
+        report.issues.sort_by_key(|i| i.line);
+    }
+    let register = Register::from_indexed(pipes, index);
     report.accepted = register.len();
     Ok((register, report))
 }
@@ -376,20 +401,19 @@ pub fn import_breaks(
         None => None,
     };
     let mut report = ImportReport::default();
-    let mut breaks = Vec::new();
-    table.for_each_row(&mut report, |row, report| {
+    let breaks = table.par_map_rows(&mut report, |row, report| {
         if let Some((i, main)) = kind {
             let v = row.get(i).trim().to_ascii_uppercase();
             if v != main {
                 *report.filtered.entry(format!("type {v}")).or_default() += 1;
-                return;
+                return None;
             }
         }
         if let Some((i, out)) = status {
             let v = row.get(i).trim().to_ascii_uppercase();
             if out.contains(&v.as_str()) {
                 *report.filtered.entry(format!("status {v}")).or_default() += 1;
-                return;
+                return None;
             }
         }
         let mut ok = true;
@@ -402,14 +426,15 @@ pub fn import_breaks(
             }
         };
         let (Some(asset_id), Some(date)) = (asset, when) else {
-            return;
+            return None;
         };
         if register.get(&asset_id).is_none() {
             row.reject(report, id, &format!("asset {asset_id} is not in the asset register"));
-            return;
+            return None;
         }
-        breaks.push(Break { asset_id, date });
+        Some(Break { asset_id, date })
     });
+    let breaks: Vec<Break> = breaks.into_iter().map(|(_, b)| b).collect();
     report.accepted = breaks.len();
     Ok((breaks, report))
 }
@@ -440,12 +465,17 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     (1800..=2200).contains(&date.year()).then_some(date)
 }
 
-/// A CSV file with its header, read row by row (also the sewer import's reader).
+/// A CSV file with its header, held in memory and read row by row (also the sewer import's
+/// reader), or in chunks on every core ([`Table::par_map_rows`]).
 pub(crate) struct Table {
     path: PathBuf,
     profile: &'static str,
     headers: Vec<String>,
-    reader: csv::Reader<Box<dyn std::io::Read>>,
+    data: Vec<u8>,
+    /// Where the first record after the header starts in `data`.
+    body_start: usize,
+    /// Lines (`\n`) before `body_start`: the header's.
+    header_lines: u64,
 }
 
 pub(crate) struct Row<'a> {
@@ -455,28 +485,31 @@ pub(crate) struct Row<'a> {
     pub(crate) line: u64,
 }
 
+/// Below this, a file is read in one piece: splitting costs more than it saves.
+const MIN_CHUNK_BYTES: usize = 1 << 20;
+
 impl Table {
+    /// Reads the whole file: a register of a million mains is about 100 MB, far below what
+    /// the ranking itself holds, and in memory it can be split for the cores.
     pub(crate) fn open(path: &Path, profile: &'static str) -> Result<Table, AnalyticsError> {
-        let file =
-            std::fs::File::open(path).map_err(|source| AnalyticsError::Open { path: path.to_owned(), source })?;
-        Table::from_reader(path, profile, Box::new(file))
+        let data = std::fs::read(path).map_err(|source| AnalyticsError::Open { path: path.to_owned(), source })?;
+        Table::from_bytes(path, profile, data)
     }
 
-    /// A table read from memory (the GeoJSON import tabulates its properties), named `path`.
-    pub(crate) fn from_reader(
-        path: &Path,
-        profile: &'static str,
-        file: Box<dyn std::io::Read>,
-    ) -> Result<Table, AnalyticsError> {
+    /// A table from CSV text in memory (the GeoJSON import tabulates its properties), named `path`.
+    pub(crate) fn from_bytes(path: &Path, profile: &'static str, data: Vec<u8>) -> Result<Table, AnalyticsError> {
         // Flexible: a short or long row becomes one issue instead of stopping the read.
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(&data[..]);
         let headers = reader
             .headers()
             .map_err(|source| AnalyticsError::Header { path: path.to_owned(), source })?
             .iter()
             .map(|h| h.trim().to_owned())
             .collect();
-        Ok(Table { path: path.to_owned(), profile, headers, reader })
+        let body_start = usize::try_from(reader.position().byte()).unwrap_or(data.len()).min(data.len());
+        drop(reader);
+        let header_lines = memchr::memchr_iter(b'\n', &data[..body_start]).count() as u64;
+        Ok(Table { path: path.to_owned(), profile, headers, data, body_start, header_lines })
     }
 
     pub(crate) fn find(&self, column: &str) -> Option<usize> {
@@ -506,51 +539,197 @@ impl Table {
         }
     }
 
-    pub(crate) fn for_each_row(&mut self, report: &mut ImportReport, mut f: impl FnMut(&Row, &mut ImportReport)) {
-        let mut record = csv::StringRecord::new();
-        loop {
-            match self.reader.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {
-                    report.rows_read += 1;
-                    let line = record.position().map_or(0, |p| p.line());
-                    let row = Row { path: &self.path, headers: &self.headers, record: &record, line };
-                    if record.len() != self.headers.len() {
-                        row.reject(
-                            report,
-                            usize::MAX,
-                            &format!("{} fields where the header has {}", record.len(), self.headers.len()),
-                        );
-                        continue;
-                    }
-                    f(&row, report);
+    /// Calls `f` on every row in file order; rows of the wrong width and unreadable records
+    /// become issues without reaching it.
+    pub(crate) fn for_each_row(&mut self, report: &mut ImportReport, f: impl FnMut(&Row, &mut ImportReport)) {
+        let body = &self.data[self.body_start..];
+        read_chunk(&self.path, &self.headers, body, self.header_lines, report, f);
+    }
+
+    /// Maps every row with `f` on all cores and returns what it kept, with the row's line, in
+    /// file order. The issues and counts in `report` are those [`Table::for_each_row`] would
+    /// give, in the same order: the file is cut at line ends outside quoted fields, each piece
+    /// is read by its own CSV reader, and the pieces are joined in order.
+    pub(crate) fn par_map_rows<T: Send>(
+        &mut self,
+        report: &mut ImportReport,
+        f: impl Fn(&Row, &mut ImportReport) -> Option<T> + Sync,
+    ) -> Vec<(u64, T)> {
+        let pieces = rayon::current_num_threads() * 4;
+        self.par_map_rows_in(report, (self.data.len() / pieces).max(MIN_CHUNK_BYTES), f)
+    }
+
+    fn par_map_rows_in<T: Send>(
+        &mut self,
+        report: &mut ImportReport,
+        chunk_bytes: usize,
+        f: impl Fn(&Row, &mut ImportReport) -> Option<T> + Sync,
+    ) -> Vec<(u64, T)> {
+        use rayon::prelude::*;
+        let body = &self.data[self.body_start..];
+        let Some(cuts) = cut_points(body, chunk_bytes) else {
+            // A quote where RFC 4180 puts none: where records end is the reader's call alone.
+            let mut out = Vec::new();
+            self.for_each_row(report, |row, report| out.extend(f(row, report).map(|t| (row.line, t))));
+            return out;
+        };
+        let pieces: Vec<&[u8]> = cuts.windows(2).map(|w| &body[w[0]..w[1]]).collect();
+        // Each piece's first line: the header's lines and the line ends of the pieces before.
+        let newlines: Vec<u64> = pieces.par_iter().map(|p| memchr::memchr_iter(b'\n', p).count() as u64).collect();
+        let firsts: Vec<u64> = newlines
+            .iter()
+            .scan(self.header_lines, |line, n| {
+                let first = *line;
+                *line += n;
+                Some(first)
+            })
+            .collect();
+        let (path, headers) = (&self.path, &self.headers);
+        let results: Vec<(ImportReport, Vec<(u64, T)>)> = pieces
+            .par_iter()
+            .zip(firsts)
+            .map(|(piece, first)| {
+                let mut local = ImportReport::default();
+                let mut out = Vec::new();
+                read_chunk(path, headers, piece, first, &mut local, |row, local| {
+                    out.extend(f(row, local).map(|t| (row.line, t)));
+                });
+                (local, out)
+            })
+            .collect();
+        let mut all = Vec::with_capacity(results.iter().map(|r| r.1.len()).sum());
+        for (local, out) in results {
+            report.rows_read += local.rows_read;
+            report.issues.extend(local.issues);
+            for (why, n) in local.filtered {
+                *report.filtered.entry(why).or_default() += n;
+            }
+            all.extend(out);
+        }
+        all
+    }
+}
+
+/// Reads the records of `body` (no header; `lines_before` lines of the file precede it) and
+/// calls `f` on each row of the header's width.
+fn read_chunk(
+    path: &Path,
+    headers: &[String],
+    body: &[u8],
+    lines_before: u64,
+    report: &mut ImportReport,
+    mut f: impl FnMut(&Row, &mut ImportReport),
+) {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(body);
+    let mut record = csv::StringRecord::new();
+    // The line of a record's first character, counted from the line ends before it. The csv
+    // crate's own line number counts a record from the line end before it, so after a CRLF or
+    // a blank line it is one short, and a piece that starts after that line end would not
+    // agree with one reader over the whole file.
+    let (mut counted_to, mut newlines) = (0, 0u64);
+    let mut line_at = |pos: Option<&csv::Position>| {
+        let Some(pos) = pos else { return 0 };
+        let mut at = usize::try_from(pos.byte()).unwrap_or(body.len()).min(body.len());
+        while matches!(body.get(at), Some(b'\r' | b'\n')) {
+            at += 1;
+        }
+        if at > counted_to {
+            newlines += memchr::memchr_iter(b'\n', &body[counted_to..at]).count() as u64;
+            counted_to = at;
+        }
+        lines_before + newlines + 1
+    };
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                report.rows_read += 1;
+                let line = line_at(record.position());
+                let row = Row { path, headers, record: &record, line };
+                if record.len() != headers.len() {
+                    row.reject(
+                        report,
+                        usize::MAX,
+                        &format!("{} fields where the header has {}", record.len(), headers.len()),
+                    );
+                    continue;
                 }
-                Err(e) => {
-                    report.rows_read += 1;
-                    let line = e.position().map_or(0, |p| p.line());
-                    let (column, reason) = match e.kind() {
-                        csv::ErrorKind::Utf8 { err, .. } => (
-                            self.headers.get(err.field()).cloned().unwrap_or_default(),
-                            "not UTF-8 text: save the file as UTF-8".to_owned(),
-                        ),
-                        _ => (String::new(), e.to_string()),
-                    };
-                    report.issues.push(Issue {
-                        file: self.path.clone(),
-                        line,
-                        unit: Unit::Line,
-                        column,
-                        severity: Severity::Rejected,
-                        reason,
-                    });
-                    // An IO error would repeat forever; anything else is one bad row.
-                    if e.is_io_error() {
-                        break;
-                    }
+                f(&row, report);
+            }
+            Err(e) => {
+                report.rows_read += 1;
+                let line = line_at(e.position());
+                let (column, reason) = match e.kind() {
+                    csv::ErrorKind::Utf8 { err, .. } => (
+                        headers.get(err.field()).cloned().unwrap_or_default(),
+                        "not UTF-8 text: save the file as UTF-8".to_owned(),
+                    ),
+                    _ => (String::new(), e.to_string()),
+                };
+                report.issues.push(Issue {
+                    file: path.to_owned(),
+                    line,
+                    unit: Unit::Line,
+                    column,
+                    severity: Severity::Rejected,
+                    reason,
+                });
+                // An IO error would repeat forever; anything else is one bad row.
+                if e.is_io_error() {
+                    break;
                 }
             }
         }
     }
+}
+
+/// Where to cut `body` into pieces of about `chunk_bytes` so that each starts a record: just
+/// after a line end outside any quoted field. `None` when a quote stands where RFC 4180
+/// allows none (inside an unquoted field, or not followed by a separator after closing), so
+/// quote parity could not tell where fields end; then the file is read in one piece. The
+/// result starts at 0 and ends at `body.len()`.
+fn cut_points(body: &[u8], chunk_bytes: usize) -> Option<Vec<usize>> {
+    // The quoted fields, as (opening quote, closing quote) positions.
+    let mut quoted: Vec<(usize, usize)> = Vec::new();
+    let mut quotes = memchr::memchr_iter(b'"', body);
+    let ends_field = |b: Option<&u8>| matches!(b, None | Some(b',' | b'\n' | b'\r'));
+    while let Some(open) = quotes.next() {
+        if open > 0 && !ends_field(body.get(open - 1)) {
+            return None;
+        }
+        loop {
+            let close = quotes.next()?;
+            if body.get(close + 1) == Some(&b'"') {
+                // An escaped quote ("") inside the field.
+                quotes.next();
+                continue;
+            }
+            if !ends_field(body.get(close + 1)) {
+                return None;
+            }
+            quoted.push((open, close));
+            break;
+        }
+    }
+    let mut cuts = vec![0];
+    let mut from = chunk_bytes;
+    while from < body.len() {
+        let Some(nl) = memchr::memchr(b'\n', &body[from..]).map(|i| from + i) else { break };
+        // The quoted field that holds this line end, if any: the last opened at or before it.
+        let k = quoted.partition_point(|&(open, _)| open <= nl);
+        if let Some(&(_, close)) = k.checked_sub(1).map(|k| &quoted[k]) {
+            if close > nl {
+                from = close + 1;
+                continue;
+            }
+        }
+        cuts.push(nl + 1);
+        from = nl + 1 + chunk_bytes;
+    }
+    if *cuts.last().expect("starts with 0") != body.len() {
+        cuts.push(body.len());
+    }
+    Some(cuts)
 }
 
 impl Row<'_> {
@@ -653,6 +832,70 @@ A10,CI,100,40,1960
 A11,HPPE,50,10,,2020-01-01,12,moon,
 ";
 
+    /// Every row as (line, fields joined by |) and the report's issues, read serially.
+    fn serial(table: &mut Table) -> (Vec<(u64, String)>, ImportReport) {
+        let mut report = ImportReport::default();
+        let mut rows = Vec::new();
+        table
+            .for_each_row(&mut report, |row, _| rows.push((row.line, row.record.iter().collect::<Vec<_>>().join("|"))));
+        (rows, report)
+    }
+
+    /// A file with quoted fields holding commas, escaped quotes and line breaks, CRLF line
+    /// ends, short and long rows, a row that is not UTF-8 and a blank line.
+    fn tricky() -> Vec<u8> {
+        let mut data = b"id,name,note\r\nA1,plain,x\r\nA2,\"with, comma\",\"two\nlines\"\r\nA3,short\r\n\r\n".to_vec();
+        data.extend_from_slice(b"A4,\"say \"\"hi\"\"\",\"three\nline\nfield\"\nA5,\xff\xfe,z\nA6,a,b,c\n");
+        for i in 7..40 {
+            data.extend_from_slice(format!("A{i},\"n{i}\nn\",{i}\n").as_bytes());
+        }
+        data.extend_from_slice(b"A40,last,row");
+        data
+    }
+
+    #[test]
+    fn pieces_read_on_all_cores_give_what_one_reader_gives() {
+        let path = Path::new("tricky.csv");
+        let (rows, report) = serial(&mut Table::from_bytes(path, "test", tricky()).unwrap());
+        assert_eq!(rows.len(), 37, "{rows:?}");
+        assert_eq!(rows[1], (3, "A2|with, comma|two\nlines".to_owned()));
+        assert!(report.issues.len() == 3, "{:?}", report.issues);
+        // Every piece size, down to a piece per line end.
+        for chunk in 1..=200 {
+            let mut table = Table::from_bytes(path, "test", tricky()).unwrap();
+            let mut par = ImportReport::default();
+            let got =
+                table.par_map_rows_in(&mut par, chunk, |row, _| Some(row.record.iter().collect::<Vec<_>>().join("|")));
+            assert_eq!(got, rows, "chunk {chunk}");
+            assert_eq!(par.issues, report.issues, "chunk {chunk}");
+            assert_eq!(par.rows_read, report.rows_read, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_stray_quote_reads_the_file_in_one_piece() {
+        #[track_caller]
+        fn check(body: &[u8], cuts: Option<Vec<usize>>) {
+            assert_eq!(cut_points(body, 1), cuts, "{}", String::from_utf8_lossy(body));
+        }
+        check(b"a,b\nc,d\n", Some(vec![0, 4, 8]));
+        check(b"a,\"b\nc\"\nd,e", Some(vec![0, 8, 11]));
+        check(b"a,\"b\"\"\nc\"\nd", Some(vec![0, 10, 11]));
+        // A quote inside an unquoted field, text after a closing quote, an unclosed quote.
+        check(b"a,b\"c\nd\n", None);
+        check(b"a,\"b\"c\nd\n", None);
+        check(b"a,\"b\nc\n", None);
+        // A stray quote goes through the one reader, with the same rows.
+        let data = b"id,name\nA1,5\" pipe\nA2,x\n".to_vec();
+        let mut table = Table::from_bytes(Path::new("q.csv"), "test", data.clone()).unwrap();
+        let (rows, _) = serial(&mut table);
+        let mut par = ImportReport::default();
+        let mut table = Table::from_bytes(Path::new("q.csv"), "test", data).unwrap();
+        let got = table.par_map_rows_in(&mut par, 1, |row, _| Some(row.record.iter().collect::<Vec<_>>().join("|")));
+        assert_eq!(got, rows);
+        assert_eq!(rows[0], (2, "A1|5\" pipe".to_owned()));
+    }
+
     #[test]
     fn every_bad_row_is_reported_and_good_rows_are_kept() {
         let dir = tempfile::tempdir().unwrap();
@@ -687,6 +930,8 @@ A11,HPPE,50,10,,2020-01-01,12,moon,
         let a11 = &register.pipes()[4];
         assert_eq!(a11.installed, None);
         assert_eq!(a11.removed, NaiveDate::from_ymd_opt(2020, 1, 1));
+        // In file order, as a reader going row by row reports them.
+        assert!(report.issues.windows(2).all(|w| w[0].line <= w[1].line), "{:?}", report.issues);
         let dup = report.issues.iter().find(|i| i.line == 9).unwrap();
         assert!(dup.reason.contains("line 3"), "{}", dup.reason);
         let shown = report.issues.iter().find(|i| i.line == 6).unwrap().to_string();

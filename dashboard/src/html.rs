@@ -53,10 +53,11 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
             String::new()
         };
         format!(
-            "<nav class=\"main\"><a href=\"/\">{}</a><a href=\"/alerts\">{}</a><a href=\"/risk\">{}</a><a href=\"/plan\">{}</a><a href=\"/model\">{}</a>{admin}</nav>",
+            "<nav class=\"main\"><a href=\"/\">{}</a><a href=\"/alerts\">{}</a><a href=\"/risk\">{}</a><a href=\"/sewer\">{}</a><a href=\"/plan\">{}</a><a href=\"/model\">{}</a>{admin}</nav>",
             lang.t(Msg::Overview),
             lang.t(Msg::Alerts),
             lang.t(Msg::RiskRanking),
+            lang.t(Msg::Sewers),
             if lang == Lang::Ja { "更新計画" } else { "Renewal plan" },
             lang.t(Msg::ModelCard)
         )

@@ -7,7 +7,7 @@
 //! Every route but `/api/health` and `/login` needs a session; `auth` holds sessions, CSRF
 //! and the role-to-permission map. Pages are in Japanese or English (`i18n`). The overview
 //! (`overview`) sums up the network; the alerts inbox (`alerts`) lets crews act on alerts; the
-//! risk pages (`risk`) read stored rankings. The renewal plan (`plan`) is computed from the newest
+//! risk pages (`risk`) and the sewer page (`sewer`) read stored rankings. The renewal plan (`plan`) is computed from the newest
 //! ranking per request with `analytics::plan`.
 
 // The hand-written OpenAPI document is one `json!` literal, deeper than the default limit.
@@ -30,6 +30,7 @@ mod overview;
 mod pdf;
 mod plan;
 mod risk;
+pub mod sewer;
 
 mod routes;
 
@@ -40,8 +41,8 @@ use std::sync::Arc;
 use axum::Router;
 use model::{DeviceConfig, DeviceId, PointName};
 use store::{
-    AccountStore, AlertStore, RiskStore, SeriesKey, SettingsStore, SqliteAccounts, SqliteAlerts, SqliteRisk,
-    SqliteSettings, Store,
+    AccountStore, AlertStore, RiskStore, SeriesKey, SettingsStore, SewerStore, SqliteAccounts, SqliteAlerts,
+    SqliteRisk, SqliteSettings, SqliteSewer, Store,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub alerts: Arc<dyn AlertStore>,
     /// Stored risk rankings; empty (the risk pages say so) until [`AppState::with_risk`].
     pub risk: Arc<dyn RiskStore>,
+    /// Stored sewer span rankings; empty (the sewer page says so) until [`AppState::with_sewer`].
+    pub sewer: Arc<dyn SewerStore>,
     /// Settings people change at run time (open-data publication); defaults until
     /// [`AppState::with_settings`].
     pub settings: Arc<dyn SettingsStore>,
@@ -100,6 +103,7 @@ impl AppState {
             auth: Arc::default(),
             alerts: Arc::new(SqliteAlerts::in_memory()),
             risk: Arc::new(SqliteRisk::in_memory()),
+            sewer: Arc::new(SqliteSewer::in_memory()),
             settings: Arc::new(SqliteSettings::in_memory()),
             districts: Arc::default(),
             throttle: Arc::default(),
@@ -123,6 +127,12 @@ impl AppState {
     /// Reads risk rankings from this store.
     pub fn with_risk(mut self, risk: Arc<dyn RiskStore>) -> Self {
         self.risk = risk;
+        self
+    }
+
+    /// Reads sewer span rankings from this store.
+    pub fn with_sewer(mut self, sewer: Arc<dyn SewerStore>) -> Self {
+        self.sewer = sewer;
         self
     }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 /// The documented GET paths under `/api/`, with example parameters, for the test that calls
 /// each of them.
-pub const DOCUMENTED_GETS: [&str; 13] = [
+pub const DOCUMENTED_GETS: [&str; 14] = [
     "/api/health",
     "/api/overview",
     "/api/devices",
@@ -20,6 +20,7 @@ pub const DOCUMENTED_GETS: [&str; 13] = [
     "/api/risk/{asset_id}",
     "/api/model",
     "/api/plan",
+    "/api/sewer",
     "/api/alerts",
     "/api/alerts/{id}",
     "/api/admin/open-data",
@@ -32,6 +33,7 @@ pub fn spec() -> Value {
     paths.extend(open_data_paths().as_object().expect("an object").clone());
     paths.extend(plan_paths().as_object().expect("an object").clone());
     paths.extend(overview_paths().as_object().expect("an object").clone());
+    paths.extend(sewer_paths().as_object().expect("an object").clone());
     let schemas = spec["components"]["schemas"].as_object_mut().expect("schemas is an object");
     schemas.extend(alert_schemas().as_object().expect("an object").clone());
     spec
@@ -128,6 +130,55 @@ fn plan_paths() -> Value {
             "summary": "The two schedules (one row per main to renew) as CSV (UTF-8 BOM), XLSX (summary and schedule sheets) or GeoJSON, or the whole plan as an A4 PDF report (inputs, summary per fiscal year, the three charts, the schedule) in the user's language; engineer, planner, admin",
             "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "xlsx", "pdf", "geojson"], "default": "csv"}}],
             "responses": {"200": {"description": "The file."}, "400": bad, "403": {"description": "Not an exporting role."}, "503": {"description": "PDF only: the server has no Japanese font (see /api/health pdf_font)."}}
+        }}
+    })
+}
+
+fn sewer_paths() -> Value {
+    let bad = json!({"description": "A bad parameter, with a message.", "content": {"text/plain": {}}});
+    let w = |shape: &str| json!({"type": "object", "description": shape, "properties": {"shape": {"type": "number"}, "scale": {"type": "number"}}});
+    json!({
+        "/api/sewer": {"get": {
+            "summary": "A page of the newest sewer span ranking (緊急度 from CCTV inspections and Weibull deterioration curves per material), filtered and sorted, with spans and km per latest grade; run is null until a ranking is stored",
+            "parameters": [
+                {"name": "grade", "in": "query", "schema": {"type": "string", "enum": ["I", "II", "III", "none", "uninspected"]}, "description": "Latest grade: 緊急度 I/II/III, none (劣化なし) or never inspected."},
+                {"name": "material", "in": "query", "schema": {"type": "string"}, "description": "A material code of the run (RC, VP, …); another is a 400."},
+                {"name": "district", "in": "query", "schema": {"type": "string"}, "description": "A district of the run; another is a 400."},
+                {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["priority", "span_id", "material", "diameter", "length", "install_year", "grade", "p_grade_ii", "p_grade_i"], "default": "priority"}},
+                {"name": "dir", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"}},
+                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}, "description": "50 spans a page."}
+            ],
+            "responses": {
+                "200": {"description": "The page.", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "run": {"type": ["object", "null"], "properties": {
+                        "id": {"type": "integer"}, "as_of": {"type": "string", "format": "date"},
+                        "horizon_years": {"type": "integer"}, "created": {"type": "string", "format": "date-time"},
+                        "curves": {"type": "array", "items": {"type": "object", "properties": {
+                            "material": {"type": "string"}, "material_ja": {"type": "string"}, "inspections": {"type": "integer"},
+                            "any": w("Age at 緊急度 III or worse"), "ii": w("Age at 緊急度 II or worse"), "i": w("Age at 緊急度 I"),
+                            "fallback": {"type": ["string", "null"]}
+                        }}}
+                    }},
+                    "page": {"type": "integer"}, "page_size": {"type": "integer"}, "total": {"type": "integer"},
+                    "rows": {"type": "array", "items": {"type": "object", "properties": {
+                        "priority": {"type": "integer"}, "span_id": {"type": "string"}, "material": {"type": "string"},
+                        "material_ja": {"type": "string"}, "diameter_mm": {"type": ["number", "null"]}, "length_m": {"type": "number"},
+                        "install_year": {"type": ["integer", "null"]}, "district": {"type": ["string", "null"]},
+                        "latest_grade": {"type": ["string", "null"], "enum": ["I", "II", "III", "none", null]},
+                        "latest_date": {"type": ["string", "null"], "format": "date"},
+                        "p_grade_ii": {"type": "number"}, "p_grade_i": {"type": "number"}, "explanation": {"type": "string"}
+                    }}},
+                    "grades": {"type": "array", "items": {"type": "object", "properties": {
+                        "grade": {"type": ["string", "null"]}, "spans": {"type": "integer"}, "km": {"type": "number"}
+                    }}}
+                }}}}},
+                "400": bad, "401": {"description": "No session."}
+            }
+        }},
+        "/sewer/curve.svg": {"get": {
+            "summary": "健全率 (share of spans without deterioration) against age per material, from the newest sewer run, at the requested width",
+            "parameters": [{"name": "w", "in": "query", "schema": {"type": "integer", "minimum": 200, "maximum": 3000, "default": 640}, "description": "Width in CSS pixels."}],
+            "responses": {"200": {"description": "The chart.", "content": {"image/svg+xml": {}}}, "400": bad, "404": {"description": "No sewer ranking stored yet."}}
         }}
     })
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::auth::{self, Permission};
 use crate::html::escape;
 use crate::i18n;
-use crate::{AppError, AppState, alerts, detail, export, login, map, open_data, openapi, overview, plan, risk};
+use crate::{AppError, AppState, alerts, detail, export, login, map, open_data, openapi, overview, plan, risk, sewer};
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     // Only these need no login: the health check, the login form, and open data (which
@@ -39,6 +39,9 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/risk/map.svg", get(map::risk_map_svg))
         .route("/risk/{asset_id}", get(risk::pipe_page))
         .route("/model", get(risk::model_page))
+        .route("/sewer", get(sewer::sewer_page))
+        .route("/sewer/curve.svg", get(sewer::curve_svg))
+        .route("/api/sewer", get(sewer::sewer_json))
         .route("/plan", get(plan::plan_page))
         .route("/plan/chart.svg", get(plan::chart_svg))
         .route("/api/plan", get(plan::plan_json))

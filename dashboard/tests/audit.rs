@@ -63,6 +63,7 @@ const RANGE: &[&str] = &["range", "from", "to", "w"];
 const RISK: &[&str] = &["material", "dmin", "dmax", "grade", "district", "lof", "cof", "sort", "dir", "page"];
 const PLAN: &[&str] = &["budget", "compare", "years", "deadline", "w"];
 const ALERTS: &[&str] = &["state", "severity", "asset"];
+const SEWER: &[&str] = &["grade", "material", "district", "sort", "dir", "page"];
 
 const fn get_route(pattern: &'static str, example: &'static str, need: Need, params: &'static [&'static str]) -> Route {
     Route { method: Method::Get, pattern, example, need, params }
@@ -92,6 +93,9 @@ const ROUTES: &[Route] = &[
     get_route("/risk/map.svg", "/risk/map.svg", Need::View, &["w"]),
     get_route("/risk/{asset_id}", "/risk/P-001", Need::View, &[]),
     get_route("/model", "/model", Need::View, &[]),
+    get_route("/sewer", "/sewer", Need::View, SEWER),
+    get_route("/sewer/curve.svg", "/sewer/curve.svg?w=400", Need::View, &["w"]),
+    get_route("/api/sewer", "/api/sewer", Need::View, SEWER),
     get_route("/plan", "/plan", Need::View, PLAN),
     get_route("/plan/chart.svg", "/plan/chart.svg?chart=km", Need::View, &["chart", "w"]),
     get_route("/api/plan", "/api/plan", Need::View, PLAN),
@@ -166,6 +170,7 @@ const PAGE_API: &[(&str, &str)] = &[
     ("/risk/{asset_id}", "/api/risk/{asset_id}"),
     ("/model", "/api/model"),
     ("/plan", "/api/plan"),
+    ("/sewer", "/api/sewer"),
     ("/devices/{device}", "/api/devices"),
     ("/devices/{device}/{point}", "/api/devices/{device}/{point}/windows"),
     ("/admin/open-data", "/api/admin/open-data"),

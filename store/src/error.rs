@@ -37,6 +37,9 @@ pub enum StoreError {
     #[error("planned work, field `{field}`: {value:?}: {reason}")]
     InvalidWork { field: &'static str, value: String, reason: String },
 
+    #[error("sewer ranking, span {span}, field `{field}`: {reason}; nothing of this run was saved")]
+    InvalidSewerRow { span: String, field: &'static str, reason: String },
+
     #[error("cannot read secret from {path}: {source}")]
     Secret {
         path: String,
