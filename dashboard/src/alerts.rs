@@ -27,6 +27,7 @@ use crate::auth::{CurrentUser, Permission, safe_next};
 use crate::chart::jst;
 use crate::html::{Frame, escape, page};
 use crate::i18n::{Lang, Msg};
+use crate::params::{bad, some};
 use crate::{AppError, AppState};
 
 /// The most alerts a list shows: a long shift's worth; past it the list says it was cut.
@@ -40,13 +41,6 @@ pub const MAX_SHELVE_HOURS: u32 = 168;
 const SHELVE_CHOICES: [u32; 6] = [1, 4, 8, 24, 72, 168];
 /// Asset names come from rule files; this bounds what a filter may carry.
 const MAX_ASSET_CHARS: usize = 128;
-
-fn bad(lang: Lang, en: String, ja: String) -> AppError {
-    AppError::BadRequest(match lang {
-        Lang::En => en,
-        Lang::Ja => ja,
-    })
-}
 
 /// Which states a list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,10 +78,6 @@ pub(crate) struct Listing {
     pub states: StateFilter,
     pub severity: Option<Severity>,
     pub asset: Option<String>,
-}
-
-fn some(v: &Option<String>) -> Option<&str> {
-    v.as_deref().filter(|s| !s.is_empty())
 }
 
 fn check_asset(a: &str, lang: Lang) -> Result<String, AppError> {

@@ -26,6 +26,7 @@ use crate::cache::Aggregated;
 use crate::chart::{self, jst};
 use crate::html::{Frame, escape, page};
 use crate::i18n::{Lang, Msg};
+use crate::params::bad;
 use crate::routes::format_value;
 use crate::{AppError, AppState};
 
@@ -89,13 +90,6 @@ pub(crate) struct Checked {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub width: u32,
-}
-
-fn bad(lang: Lang, en: String, ja: String) -> AppError {
-    AppError::BadRequest(match lang {
-        Lang::En => en,
-        Lang::Ja => ja,
-    })
 }
 
 /// A chart width from a `w` parameter, `default` when there is none; the plan's charts share it.

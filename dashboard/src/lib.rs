@@ -27,6 +27,7 @@ mod map;
 mod open_data;
 pub mod openapi;
 mod overview;
+mod params;
 mod pdf;
 mod plan;
 mod risk;

@@ -29,6 +29,7 @@ use store::risk::{RiskQuery, RiskRow, RiskRun};
 use crate::auth::CurrentUser;
 use crate::html::{Frame, escape, page};
 use crate::i18n::{Lang, Msg};
+use crate::params::bad;
 use crate::risk::grade_msg;
 use crate::{AppError, AppState};
 
@@ -78,13 +79,6 @@ impl Default for OpenData {
             omit_coordinates: false,
         }
     }
-}
-
-fn bad(lang: Lang, en: String, ja: String) -> AppError {
-    AppError::BadRequest(match lang {
-        Lang::En => en,
-        Lang::Ja => ja,
-    })
 }
 
 fn check_line(name: &str, v: &str, lang: Lang, required: bool) -> Result<String, AppError> {

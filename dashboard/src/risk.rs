@@ -25,6 +25,7 @@ use store::risk::{MatrixCell, RiskFilter, RiskLevel, RiskQuery, RiskRow, RiskRun
 use crate::auth::{CurrentUser, Permission};
 use crate::html::{Frame, escape, page};
 use crate::i18n::{Lang, Msg};
+use crate::params::{self, bad, some};
 use crate::{AppError, AppState};
 
 /// Rows per page of the table: a screenful on a desktop, and about 60 KB of HTML.
@@ -50,22 +51,11 @@ pub(crate) struct TableParams {
     lang: Option<String>,
 }
 
-fn bad(lang: Lang, en: String, ja: String) -> AppError {
-    AppError::BadRequest(match lang {
-        Lang::En => en,
-        Lang::Ja => ja,
-    })
-}
-
 /// A checked table query and the page number it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Table {
     pub query: RiskQuery,
     pub page: u64,
-}
-
-fn some(v: &Option<String>) -> Option<&str> {
-    v.as_deref().filter(|s| !s.is_empty())
 }
 
 /// What a filter may choose from: the run's own material codes and districts.
@@ -157,43 +147,9 @@ impl TableParams {
         };
         let lof = grade_1_5("lof", some(&self.lof))?;
         let cof = grade_1_5("cof", some(&self.cof))?;
-        let sort = match some(&self.sort) {
-            None => RiskSort::Rank,
-            Some(s) => RiskSort::parse(s).ok_or_else(|| {
-                let keys: Vec<&str> = RiskSort::ALL.iter().map(|k| k.as_str()).collect();
-                bad(
-                    lang,
-                    format!("sort={s:?}: sort by one of {}", keys.join(", ")),
-                    format!("sort={s:?}: 並べ替えの列は {} のいずれかです", keys.join(", ")),
-                )
-            })?,
-        };
-        let descending = match some(&self.dir) {
-            None => false,
-            Some("asc") => false,
-            Some("desc") => true,
-            Some(d) => {
-                return Err(bad(
-                    lang,
-                    format!("dir={d:?}: use asc or desc"),
-                    format!("dir={d:?}: asc または desc を指定してください"),
-                ));
-            }
-        };
-        let page = match some(&self.page) {
-            None => 1,
-            Some(p) => match p.parse::<u64>() {
-                // Past a million pages the offset would not fit SQLite's integers anyway.
-                Ok(n) if (1..=1_000_000).contains(&n) => n,
-                _ => {
-                    return Err(bad(
-                        lang,
-                        format!("page={p:?}: a page number from 1"),
-                        format!("page={p:?}: ページ番号は 1 以上の整数です"),
-                    ));
-                }
-            },
-        };
+        let sort = params::sort_key(lang, some(&self.sort), RiskSort::Rank, &RiskSort::ALL, RiskSort::as_str)?;
+        let descending = params::descending(lang, some(&self.dir))?;
+        let page = params::page_number(lang, some(&self.page))?;
         Ok(Table {
             query: RiskQuery {
                 filter: RiskFilter {

@@ -26,6 +26,7 @@ use store::sewer::{
 use crate::auth::CurrentUser;
 use crate::html::{Frame, escape, page};
 use crate::i18n::{Lang, Msg};
+use crate::params::{self, bad, some};
 use crate::{AppError, AppState};
 
 /// Spans per page: a screenful on a desktop, about 40 KB of HTML.
@@ -53,17 +54,6 @@ pub(crate) struct CurveParams {
     w: Option<String>,
     #[allow(dead_code)]
     lang: Option<String>,
-}
-
-fn bad(lang: Lang, en: String, ja: String) -> AppError {
-    AppError::BadRequest(match lang {
-        Lang::En => en,
-        Lang::Ja => ja,
-    })
-}
-
-fn some(v: &Option<String>) -> Option<&str> {
-    v.as_deref().filter(|s| !s.is_empty())
 }
 
 /// The grade names a filter takes: the four grades and `uninspected`.
@@ -118,42 +108,9 @@ impl SewerParams {
                 )
             })?)),
         };
-        let sort = match some(&self.sort) {
-            None => SewerSort::Priority,
-            Some(s) => SewerSort::parse(s).ok_or_else(|| {
-                let keys: Vec<&str> = SewerSort::ALL.iter().map(|k| k.as_str()).collect();
-                bad(
-                    lang,
-                    format!("sort={s:?}: sort by one of {}", keys.join(", ")),
-                    format!("sort={s:?}: 並べ替えの列は {} のいずれかです", keys.join(", ")),
-                )
-            })?,
-        };
-        let descending = match some(&self.dir) {
-            None | Some("asc") => false,
-            Some("desc") => true,
-            Some(d) => {
-                return Err(bad(
-                    lang,
-                    format!("dir={d:?}: use asc or desc"),
-                    format!("dir={d:?}: asc または desc を指定してください"),
-                ));
-            }
-        };
-        let page = match some(&self.page) {
-            None => 1,
-            Some(p) => match p.parse::<u64>() {
-                // Past a million pages the offset would not fit SQLite's integers anyway.
-                Ok(n) if (1..=1_000_000).contains(&n) => n,
-                _ => {
-                    return Err(bad(
-                        lang,
-                        format!("page={p:?}: a page number from 1"),
-                        format!("page={p:?}: ページ番号は 1 以上の整数です"),
-                    ));
-                }
-            },
-        };
+        let sort = params::sort_key(lang, some(&self.sort), SewerSort::Priority, &SewerSort::ALL, SewerSort::as_str)?;
+        let descending = params::descending(lang, some(&self.dir))?;
+        let page = params::page_number(lang, some(&self.page))?;
         Ok(Table {
             query: SewerQuery {
                 filter: SewerFilter { material, district, grade },
