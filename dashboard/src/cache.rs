@@ -16,7 +16,10 @@
 //! * **The latest readings** are kept for one second: the overview and device pages are
 //!   "live" within a second (the collector stores a point at most about once a second, and
 //!   pages refresh every 30 s), and fifty clients cost one query a second instead of fifty.
-//!   This is the one place a page may be up to a second behind the store.
+//!   The overview's districts section (about forty series: inflow and pressure now and
+//!   yesterday, the 24-hour inflow chart, the night flows) is likewise built once a second per
+//!   language and shared by the views of that second. These are the places a page may be up
+//!   to a second behind the store.
 //!
 //! Every cache coalesces concurrent misses for one key into one store call (moka's
 //! `try_get_with`), so fifty clients opening the same chart cost one query. The live tails are
@@ -144,6 +147,7 @@ impl TailFlights {
 /// The dashboard's caches; one per [`crate::AppState`].
 pub struct Caches {
     tails: TailFlights,
+    overview_districts: Cache<(crate::i18n::Lang, i64), Arc<String>>,
     latest: Cache<(), Arc<Vec<Reading>>>,
     aggregates: Cache<AggKey, Arc<Aggregated>>,
     drawings: Cache<String, Arc<Drawing>>,
@@ -168,6 +172,7 @@ impl Default for Caches {
         let weight = |n: usize| u32::try_from(n + 1).unwrap_or(u32::MAX);
         Caches {
             tails: TailFlights::default(),
+            overview_districts: Cache::builder().max_capacity(8).time_to_live(LATEST_FRESH).build(),
             latest: Cache::builder().max_capacity(1).time_to_live(LATEST_FRESH).build(),
             aggregates: Cache::builder()
                 .max_capacity(500_000)
@@ -196,6 +201,17 @@ fn shared(e: Arc<StoreError>) -> AppError {
 }
 
 impl Caches {
+    /// The overview's districts section of this second in this language, built by `build`
+    /// once however many views ask at once; `None` when `build` failed (errors are not kept).
+    pub(crate) async fn overview_districts(
+        &self,
+        lang: crate::i18n::Lang,
+        second: i64,
+        build: impl std::future::Future<Output = Result<String, AppError>>,
+    ) -> Option<Arc<String>> {
+        self.overview_districts.optionally_get_with((lang, second), async move { build.await.ok().map(Arc::new) }).await
+    }
+
     /// The newest reading of every series, at most [`LATEST_FRESH`] old.
     pub(crate) async fn latest(&self, store: &Arc<dyn Store>) -> Result<Arc<Vec<Reading>>, AppError> {
         let store = store.clone();

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 /// A page language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Lang {
     /// The utility's own language, and the default when the browser says nothing we know.
     #[default]

@@ -295,69 +295,7 @@ pub(crate) async fn overview(
 
     // Districts: now against yesterday, and one chart.
     if !state.districts.is_empty() {
-        let _ = write!(
-            body,
-            "<h3>{d}</h3><div class=\"scroll\"><table><thead><tr><th scope=\"col\">{d}</th><th scope=\"col\">{inflow}</th>\
-             <th scope=\"col\">{yday} (±)</th><th scope=\"col\">{press}</th><th scope=\"col\">{yday}</th></tr></thead><tbody>",
-            d = lang.t(Msg::District),
-            inflow = lang.t(Msg::InflowNow),
-            yday = lang.t(Msg::SameTimeYesterday),
-            press = lang.t(Msg::CriticalPressureNow),
-        );
-        for d in state.districts.iter() {
-            let (q_now, q_then, q_unit) = match &d.inflow {
-                Some(k) => {
-                    let (a, b) = now_and_yesterday(&state, k).await?;
-                    (a, b, state.unit(&k.device, &k.point))
-                }
-                None => (None, None, ""),
-            };
-            let (p_now, p_then, p_unit) = match &d.critical_pressure {
-                Some(k) => {
-                    let (a, b) = now_and_yesterday(&state, k).await?;
-                    (a, b, state.unit(&k.device, &k.point))
-                }
-                None => (None, None, ""),
-            };
-            let link = |k: &Option<SeriesKey>, text: String| match k {
-                Some(k) => format!("<a href=\"/devices/{}/{}?range=24h\">{text}</a>", k.device, k.point),
-                None => text,
-            };
-            let _ = write!(
-                body,
-                "<tr><th scope=\"row\">{name}</th><td class=\"num\">{qn}</td><td class=\"num\">{qt} ({qc})</td>\
-                 <td class=\"num\">{pn}</td><td class=\"num\">{pt}</td></tr>",
-                name = escape(&d.name),
-                qn = link(&d.inflow, number(q_now, q_unit)),
-                qt = number(q_then, q_unit),
-                qc = change(q_now, q_then),
-                pn = link(&d.critical_pressure, number(p_now, p_unit)),
-                pt = number(p_then, p_unit),
-            );
-        }
-        body.push_str("</tbody></table></div>");
-        let inflow = inflow_series(&state, now, CHART_W).await?;
-        if inflow.has_data() {
-            let names: Vec<String> = inflow.series.iter().map(|(n, _)| n.clone()).collect();
-            let drawing = inflow.svg(&state).await?;
-            let svg = &drawing.svg;
-            let _ = write!(
-                body,
-                "<h3>{title}</h3><figure data-chart=\"/districts/inflow.svg?\" data-w=\"{CHART_W}\" role=\"img\" aria-label=\"{title}\">\
-                 <div class=\"svgbox\">{svg}</div></figure><p class=\"legend\">",
-                title = lang.t(Msg::DistrictInflow24h),
-            );
-            for (i, name) in names.iter().enumerate() {
-                let (r, g, b) = chart::palette(i);
-                let _ = write!(
-                    body,
-                    "<span><span class=\"swatch\" style=\"background:rgb({r},{g},{b})\"></span>{}</span> ",
-                    escape(name)
-                );
-            }
-            body.push_str("</p>");
-        }
-        night_flow_table(&state, now, lang, &mut body).await?;
+        body.push_str(&districts_section(&state, now, lang).await?);
     }
 
     // Devices, one line each; problems first so that they are seen.
@@ -402,6 +340,88 @@ pub(crate) async fn overview(
     body.push_str(crate::detail::RESIZE_SCRIPT);
     let here = uri.path_and_query().map_or("/", |p| p.as_str());
     Ok(Html(page(&Frame { lang, title: lang.t(Msg::Overview), user: Some(&user), here, refresh_s: Some(30) }, &body)))
+}
+
+/// The districts' part of the overview: inflow and critical pressure now against yesterday,
+/// the 24-hour inflow chart and the minimum night flow. It asks the store for about forty
+/// series, so it is built once a second per language and shared by every view in that second
+/// (`Caches::overview_districts`): like the device status from the latest readings, it may
+/// be up to a second behind the store, which a page refreshed every 30 s cannot show.
+async fn districts_section(state: &AppState, now: DateTime<Utc>, lang: Lang) -> Result<Arc<String>, AppError> {
+    let second = now.timestamp();
+    if let Some(html) = state.caches.overview_districts(lang, second, build_districts_section(state, now, lang)).await {
+        return Ok(html);
+    }
+    // Not built (an error, which is not cached): build it here to answer with the error.
+    Ok(Arc::new(build_districts_section(state, now, lang).await?))
+}
+
+async fn build_districts_section(state: &AppState, now: DateTime<Utc>, lang: Lang) -> Result<String, AppError> {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h3>{d}</h3><div class=\"scroll\"><table><thead><tr><th scope=\"col\">{d}</th><th scope=\"col\">{inflow}</th>\
+         <th scope=\"col\">{yday} (±)</th><th scope=\"col\">{press}</th><th scope=\"col\">{yday}</th></tr></thead><tbody>",
+        d = lang.t(Msg::District),
+        inflow = lang.t(Msg::InflowNow),
+        yday = lang.t(Msg::SameTimeYesterday),
+        press = lang.t(Msg::CriticalPressureNow),
+    );
+    for d in state.districts.iter() {
+        let (q_now, q_then, q_unit) = match &d.inflow {
+            Some(k) => {
+                let (a, b) = now_and_yesterday(state, k).await?;
+                (a, b, state.unit(&k.device, &k.point))
+            }
+            None => (None, None, ""),
+        };
+        let (p_now, p_then, p_unit) = match &d.critical_pressure {
+            Some(k) => {
+                let (a, b) = now_and_yesterday(state, k).await?;
+                (a, b, state.unit(&k.device, &k.point))
+            }
+            None => (None, None, ""),
+        };
+        let link = |k: &Option<SeriesKey>, text: String| match k {
+            Some(k) => format!("<a href=\"/devices/{}/{}?range=24h\">{text}</a>", k.device, k.point),
+            None => text,
+        };
+        let _ = write!(
+            body,
+            "<tr><th scope=\"row\">{name}</th><td class=\"num\">{qn}</td><td class=\"num\">{qt} ({qc})</td>\
+             <td class=\"num\">{pn}</td><td class=\"num\">{pt}</td></tr>",
+            name = escape(&d.name),
+            qn = link(&d.inflow, number(q_now, q_unit)),
+            qt = number(q_then, q_unit),
+            qc = change(q_now, q_then),
+            pn = link(&d.critical_pressure, number(p_now, p_unit)),
+            pt = number(p_then, p_unit),
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    let inflow = inflow_series(state, now, CHART_W).await?;
+    if inflow.has_data() {
+        let names: Vec<String> = inflow.series.iter().map(|(n, _)| n.clone()).collect();
+        let drawing = inflow.svg(state).await?;
+        let svg = &drawing.svg;
+        let _ = write!(
+            body,
+            "<h3>{title}</h3><figure data-chart=\"/districts/inflow.svg?\" data-w=\"{CHART_W}\" role=\"img\" aria-label=\"{title}\">\
+             <div class=\"svgbox\">{svg}</div></figure><p class=\"legend\">",
+            title = lang.t(Msg::DistrictInflow24h),
+        );
+        for (i, name) in names.iter().enumerate() {
+            let (r, g, b) = chart::palette(i);
+            let _ = write!(
+                body,
+                "<span><span class=\"swatch\" style=\"background:rgb({r},{g},{b})\"></span>{}</span> ",
+                escape(name)
+            );
+        }
+        body.push_str("</p>");
+    }
+    night_flow_table(state, now, lang, &mut body).await?;
+    Ok(body)
 }
 
 /// Nights shown in the minimum-night-flow table: last night and the seven before it.
