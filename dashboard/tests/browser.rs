@@ -375,6 +375,27 @@ async fn planner_reads_the_plan_and_downloads_the_pdf_on_a_phone() {
         let scroll = wait_for(&c, "plan page width", "return document.documentElement.scrollWidth", |_| true).await;
         assert!(scroll <= f64::from(WIDTH), "no sideways scrolling on /plan: {scroll}");
         save_screenshot(&c, "plan-planner-390x844.png").await;
+        // The Japanese text of the charts is drawn with real glyphs, not tofu: each CJK
+        // character of the charts' <text>, drawn on a canvas in the same font, must differ
+        // from a code point no font has (U+10FFFD, drawn as .notdef or nothing) and not be blank.
+        let tofu = wait_for(
+            &c,
+            "Japanese chart text in the charts",
+            "const cjk = /[\\u3040-\\u30ff\\u4e00-\\u9fff]/;\
+             const texts = [...document.querySelectorAll('main figure svg text')].filter(e => cjk.test(e.textContent));\
+             if (!texts.length) return -1;\
+             const family = getComputedStyle(texts[0]).fontFamily;\
+             const cv = document.createElement('canvas'); cv.width = 64; cv.height = 64;\
+             const x = cv.getContext('2d');\
+             const draw = ch => { x.clearRect(0, 0, 64, 64); x.font = '40px ' + family; x.fillText(ch, 4, 48);\
+                                  return x.getImageData(0, 0, 64, 64).data.join(','); };\
+             const notdef = draw('\\u{10FFFD}');\
+             const chars = [...new Set([...texts.map(t => t.textContent).join('')].filter(ch => cjk.test(ch)))];\
+             return chars.filter(ch => { const d = draw(ch); return d === notdef || !/[1-9]/.test(d); }).length",
+            |v| v >= 0.0,
+        )
+        .await;
+        assert_eq!(tofu, 0.0, "CJK characters of the plan charts drawn as tofu or blank");
 
         // The PDF link, fetched as the browser would download it (same session cookie); a
         // build without the `pdf` feature has no PDF link.
