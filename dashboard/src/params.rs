@@ -2,8 +2,10 @@
 //! parameter counts as absent (an HTML form sends `material=` for "all"), and every refusal is
 //! a 400 in the reader's language naming the parameter and what it takes.
 
+use std::fmt::Write;
+
 use crate::AppError;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Msg};
 
 /// A 400 with the message in the reader's language.
 pub(crate) fn bad(lang: Lang, en: String, ja: String) -> AppError {
@@ -64,4 +66,17 @@ pub(crate) fn page_number(lang: Lang, v: Option<&str>) -> Result<u64, AppError> 
             )),
         },
     }
+}
+
+/// Previous / next links of a paged table at `path`; `query(page)` is the query string of a page.
+pub(crate) fn pager(lang: Lang, path: &str, page: u64, pages: u64, query: impl Fn(u64) -> String) -> String {
+    let mut s = format!("<nav class=\"ranges\" aria-label=\"{}\">", lang.t(Msg::Page));
+    if page > 1 {
+        let _ = write!(s, "<a href=\"{path}?{}\" rel=\"prev\">← {}</a>", query(page - 1), lang.t(Msg::Previous));
+    }
+    if page < pages {
+        let _ = write!(s, "<a href=\"{path}?{}\" rel=\"next\">{} →</a>", query(page + 1), lang.t(Msg::Next));
+    }
+    s.push_str("</nav>");
+    s
 }

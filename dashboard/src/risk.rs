@@ -535,25 +535,7 @@ fn rows_table(lang: Lang, t: &Table, rows: &[RiskRow], year: i32) -> String {
 }
 
 fn pager(lang: Lang, t: &Table, pages: u64) -> String {
-    let mut s = format!("<nav class=\"ranges\" aria-label=\"{}\">", lang.t(Msg::Page));
-    if t.page > 1 {
-        let _ = write!(
-            s,
-            "<a href=\"/risk?{}\" rel=\"prev\">← {}</a>",
-            table_query(t, t.query.sort, t.query.descending, t.page - 1),
-            lang.t(Msg::Previous)
-        );
-    }
-    if t.page < pages {
-        let _ = write!(
-            s,
-            "<a href=\"/risk?{}\" rel=\"next\">{} →</a>",
-            table_query(t, t.query.sort, t.query.descending, t.page + 1),
-            lang.t(Msg::Next)
-        );
-    }
-    s.push_str("</nav>");
-    s
+    params::pager(lang, "/risk", t.page, pages, |page| table_query(t, t.query.sort, t.query.descending, page))
 }
 
 /// The asset id of a path: 400 when it is not a valid id.

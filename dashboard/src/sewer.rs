@@ -422,25 +422,7 @@ fn rows_table(lang: Lang, t: &Table, rows: &[SewerRow], year: i32) -> String {
 }
 
 fn pager(lang: Lang, t: &Table, pages: u64) -> String {
-    let mut s = format!("<nav class=\"ranges\" aria-label=\"{}\">", lang.t(Msg::Page));
-    if t.page > 1 {
-        let _ = write!(
-            s,
-            "<a href=\"/sewer?{}\" rel=\"prev\">← {}</a>",
-            table_query(t, t.query.sort, t.query.descending, t.page - 1),
-            lang.t(Msg::Previous)
-        );
-    }
-    if t.page < pages {
-        let _ = write!(
-            s,
-            "<a href=\"/sewer?{}\" rel=\"next\">{} →</a>",
-            table_query(t, t.query.sort, t.query.descending, t.page + 1),
-            lang.t(Msg::Next)
-        );
-    }
-    s.push_str("</nav>");
-    s
+    params::pager(lang, "/sewer", t.page, pages, |page| table_query(t, t.query.sort, t.query.descending, page))
 }
 
 /// `GET /api/sewer`: the page's data as JSON; `run` is null until a ranking is stored.
