@@ -8,7 +8,13 @@
 //! (weekday or weekend: the simulator's and real weekend nights run higher), and the rise must
 //! exceed both an absolute floor and `k_sigma` times the night-to-night noise (scaled MAD of
 //! those nights), on `confirm_nights` nights in a row, so one night with a burst or a fire
-//! hydrant open is not a leak.
+//! hydrant open is not a leak. A night on which a burst was open in the district, or flushing
+//! or valve work was planned there, is neither judged nor kept: the baseline is the floor of
+//! ordinary nights (with only two or three earlier nights, one night with a burst moved the
+//! median and the spread so far that no leak could be seen for the rest of the week). A night
+//! above half the threshold is not kept in the baseline either (a leak growing slowly would
+//! otherwise raise its own baseline), and counts toward the nights in a row: a growing leak
+//! passes half the threshold one night and the threshold the next.
 //!
 //! While the alert is active the baseline stays that of the night before it began: a leak
 //! that is not repaired stays an alert; it clears when the night floor comes back down.
@@ -79,11 +85,15 @@ pub struct Leak {
     /// The night being collected: its local day and one-minute (sum, count) slots.
     open: Option<(i64, Vec<(f64, u32)>)>,
     nights: VecDeque<Night>,
-    /// Nights in a row above the threshold.
+    /// Nights in a row above half the threshold.
     above: usize,
     active: bool,
     /// The nights the baseline was taken from while the alert is active.
     frozen: Option<Vec<Night>>,
+    /// Water episodes in the district (bursts, flushing seen by the burst detector), the last
+    /// still open if its end is `None`; and planned works that move water there.
+    episodes: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+    works: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     rules: Vec<Rule>,
 }
 
@@ -95,6 +105,8 @@ struct Learned {
     above: usize,
     active: bool,
     frozen: Option<Vec<Night>>,
+    #[serde(default)]
+    episodes: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
 }
 
 const STATE_VERSION: u32 = 1;
@@ -120,7 +132,17 @@ impl Leak {
             "minimum night flow up {value} m³/h on earlier nights: growing leakage? plan a leak survey",
             "夜間最小流量が以前の夜より {value} m³/h 増加: 漏水の拡大の疑い。漏水調査を計画してください",
         )];
-        Leak { params, open: None, nights: VecDeque::new(), above: 0, active: false, frozen: None, rules }
+        Leak {
+            params,
+            open: None,
+            nights: VecDeque::new(),
+            above: 0,
+            active: false,
+            frozen: None,
+            episodes: Vec::new(),
+            works: Vec::new(),
+            rules,
+        }
     }
 
     fn minutes(&self) -> usize {
@@ -144,11 +166,29 @@ impl Leak {
             // Too few minutes (communication loss): the night neither counts nor judges.
             return;
         }
+        // The night's window in time: water that left through a burst or a hydrant then says
+        // nothing about leakage.
+        let from = DateTime::from_timestamp(
+            (day as f64 * 86_400.0 + (self.params.night_hours.0 - self.params.utc_offset_h) * 3600.0) as i64,
+            0,
+        );
+        let to = from.map(|f| f + chrono::Duration::minutes(slots.len() as i64));
+        if let (Some(from), Some(to)) = (from, to) {
+            let overlaps = |a: DateTime<Utc>, b: Option<DateTime<Utc>>| a < to && b.is_none_or(|b| b > from);
+            let episode = self.episodes.iter().any(|(a, b)| overlaps(*a, *b));
+            let works = self.works.iter().any(|(a, b)| overlaps(*a, Some(*b)));
+            self.episodes.retain(|(_, b)| b.is_none_or(|b| b > to));
+            if episode || works {
+                tracing::debug!(district = %self.rules[0].asset, day, episode, works, "leak detector: night skipped");
+                return;
+            }
+        }
         means.sort_by(f64::total_cmp);
         let mnf = means[((means.len() - 1) as f64 * QUANTILE).round() as usize];
         let night = Night { day, mnf };
         let base_nights: Vec<Night> = self.frozen.clone().unwrap_or_else(|| self.nights.iter().copied().collect());
         let mut same: Vec<f64> = base_nights.iter().filter(|n| weekend(n.day) == weekend(day)).map(|n| n.mnf).collect();
+        let mut suspect = false;
         if same.len() >= MIN_BASE {
             let base = median(&mut same);
             let mut dev: Vec<f64> = same.iter().map(|v| (v - base).abs()).collect();
@@ -156,12 +196,24 @@ impl Leak {
             let noise = 1.4826 * median(&mut dev);
             let rise = mnf - base;
             let threshold = self.params.min_rise_m3_per_h.max(self.params.k_sigma * noise);
-            self.above = if rise > threshold { self.above + 1 } else { 0 };
+            suspect = rise > 0.5 * threshold;
+            self.above = if suspect { self.above + 1 } else { 0 };
+            tracing::debug!(
+                district = %self.rules[0].asset,
+                day,
+                mnf,
+                base,
+                noise,
+                rise,
+                threshold,
+                above = self.above,
+                "leak detector: night judged"
+            );
             let cond = if self.active {
                 // Clears when the night floor is back within half the threshold.
                 rise > 0.5 * threshold
             } else {
-                self.above >= self.params.confirm_nights
+                rise > threshold && self.above >= self.params.confirm_nights
             };
             if cond != self.active {
                 self.active = cond;
@@ -169,7 +221,7 @@ impl Leak {
                 out.push(Signal { output: 0, cond, value: Some((rise * 10.0).round() / 10.0), at });
             }
         }
-        if !self.active {
+        if !self.active && !suspect {
             self.nights.push_back(night);
             while self.nights.len() > self.params.baseline_nights {
                 self.nights.pop_front();
@@ -198,6 +250,7 @@ impl Detector for Leak {
             above: self.above,
             active: self.active,
             frozen: self.frozen.clone(),
+            episodes: self.episodes.clone(),
         };
         serde_json::to_value(learned).ok()
     }
@@ -207,7 +260,23 @@ impl Detector for Leak {
         // An open night of another window length (the night hours changed) is dropped.
         let open = l.open.filter(|(_, slots)| slots.len() == self.minutes());
         (self.open, self.nights, self.above, self.active, self.frozen) = (open, l.nights, l.above, l.active, l.frozen);
+        self.episodes = l.episodes;
         Ok(())
+    }
+
+    fn on_water_episode(&mut self, at: DateTime<Utc>, open: bool) {
+        if open {
+            self.episodes.push((at, None));
+        } else if let Some((_, end)) = self.episodes.iter_mut().rev().find(|(_, end)| end.is_none()) {
+            *end = Some(at);
+        }
+    }
+
+    fn set_works(&mut self, works: &[store::PlannedWork]) {
+        self.works.clear();
+        self.works.extend(
+            works.iter().filter(|w| w.kind.moves_water() && w.target == self.rules[0].asset).map(|w| (w.from, w.to)),
+        );
     }
 
     fn on_reading(&mut self, _input: usize, r: &Reading, out: &mut Vec<Signal>) {
@@ -289,6 +358,51 @@ mod tests {
         // A 10 m³/h leak from day 9 to day 14, then repaired.
         let got = run(21, |d, m| demand(d, m) + if (9..14).contains(&d) { 10.0 } else { 0.0 });
         assert_eq!(got.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), [(10, true), (14, false)], "{got:?}");
+    }
+
+    #[test]
+    fn nights_with_a_burst_or_planned_flushing_stay_out_of_the_baseline() {
+        // Issue #5 (seed 5 of the scored week): with two earlier nights, one with a burst open
+        // all night, the median and the spread were so high that a growing leak went unseen.
+        let input = Input { device: DeviceId::new("fm01").unwrap(), point: PointName::new("flow").unwrap() };
+        let params = LeakParams::new(input.clone());
+        let spec =
+            DetectorSpec { name: "dma01".into(), asset: "dma01".into(), kind: DetectorKind::Leak(params.clone()) };
+        let mut d = Leak::new(&spec, params);
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 31, 15, 0, 0).unwrap();
+        let at = |day: i64, hour: i64| t0 + chrono::Duration::days(day) + chrono::Duration::hours(hour);
+        // Day 1: a burst from 01:00 to 06:00 (seen by the burst detector). Day 2: flushing
+        // planned 02:30–03:00 in this district; flushing in another district changes nothing.
+        let work = |target: &str, day: i64| store::PlannedWork {
+            id: day,
+            target: target.into(),
+            kind: store::WorkKind::Flushing,
+            from: at(day, 2) + chrono::Duration::minutes(30),
+            to: at(day, 3),
+            by: "test".into(),
+            note: None,
+            created: t0,
+        };
+        d.set_works(&[work("dma01", 2), work("dma02", 3)]);
+        let out = &mut Vec::new();
+        for day in 0..5 {
+            for half_min in 0..2880 {
+                let t = at(day, 0) + chrono::Duration::seconds(half_min * 30);
+                if t == at(1, 1) {
+                    d.on_water_episode(t, true);
+                }
+                if t == at(1, 6) {
+                    d.on_water_episode(t, false);
+                }
+                let burst = if day == 1 && (1..6).contains(&(half_min / 120)) { 30.0 } else { 0.0 };
+                let flushing = if day == 2 && (150..180).contains(&(half_min / 2)) { 40.0 } else { 0.0 };
+                let v = demand(day, half_min / 2) + burst + flushing;
+                d.on_reading(0, &Reading::good(input.device.clone(), input.point.clone(), t, v), out);
+            }
+        }
+        let kept: Vec<i64> = d.nights.iter().map(|n| n.day - d.nights[0].day).collect();
+        assert_eq!(kept, [0, 3, 4], "the burst night and the flushing night are not kept");
+        assert_eq!(out, &[], "nothing raised");
     }
 
     #[test]

@@ -80,6 +80,14 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
     /// A new snapshot of the planned-works register (all entries near now). Detectors that
     /// do not care about planned works ignore it.
     fn set_works(&mut self, _works: &[store::PlannedWork]) {}
+    /// Whether this detector's episodes are water leaving the district's mains (a burst, a
+    /// hydrant open): other detectors of the same asset are told of them (`on_water_episode`).
+    fn reports_water_episodes(&self) -> bool {
+        false
+    }
+    /// A detector of the same asset opened (`open`) or closed an episode of water leaving the
+    /// mains at `at`. The leak detector keeps such nights out of its baseline.
+    fn on_water_episode(&mut self, _at: DateTime<Utc>, _open: bool) {}
     /// The version of the format `save` writes; a saved state of another version is dropped.
     fn state_version(&self) -> u32 {
         0
@@ -147,6 +155,10 @@ pub struct Detectors {
     first_rule: Vec<usize>,
     by_input: HashMap<DeviceId, Vec<(PointName, usize, usize)>>,
     signals: Vec<Signal>,
+    /// Each detector's asset, and for those that report water episodes which of their
+    /// outputs are active now (the episode is open while any is).
+    assets: Vec<String>,
+    active: Vec<Option<Vec<bool>>>,
 }
 
 impl Detectors {
@@ -158,16 +170,19 @@ impl Detectors {
         let mut firsts = Vec::new();
         let mut rules = Vec::new();
         let mut by_input: HashMap<DeviceId, Vec<(PointName, usize, usize)>> = HashMap::new();
+        let mut active = Vec::new();
         for (d, spec) in specs.iter().enumerate() {
             let det = spec.build();
             firsts.push(first_rule + rules.len());
+            active.push(det.reports_water_episodes().then(|| vec![false; det.outputs().len()]));
             rules.extend(det.outputs());
             for (i, input) in det.inputs().into_iter().enumerate() {
                 by_input.entry(input.device).or_default().push((input.point, d, i));
             }
             list.push(det);
         }
-        (Detectors { list, names, first_rule: firsts, by_input, signals: Vec::new() }, rules)
+        let assets = specs.iter().map(|s| s.asset.clone()).collect();
+        (Detectors { list, names, first_rule: firsts, by_input, signals: Vec::new(), assets, active }, rules)
     }
 
     /// The state of every detector that keeps one, to be saved at `at`.
@@ -225,6 +240,19 @@ impl Detectors {
             self.list[*d].on_reading(*i, r, &mut self.signals);
             for s in self.signals.drain(..) {
                 set(self.first_rule[*d] + s.output, s.cond, s.value, s.at);
+                let Some(outputs) = &mut self.active[*d] else { continue };
+                let was = outputs.iter().any(|a| *a);
+                if let Some(a) = outputs.get_mut(s.output) {
+                    *a = s.cond;
+                }
+                let open = outputs.iter().any(|a| *a);
+                if open != was {
+                    for (j, other) in self.list.iter_mut().enumerate() {
+                        if j != *d && self.assets[j] == self.assets[*d] {
+                            other.on_water_episode(s.at, open);
+                        }
+                    }
+                }
             }
         }
     }
@@ -380,8 +408,29 @@ impl DayProfile {
         self.median_of(t, true)
     }
 
+    /// `expected` from at least `min_days` earlier days of the same kind, drawn as a line
+    /// through the slots' centres rather than as steps: in the steepest part of the morning
+    /// rise a district's demand moves several percent within one five-minute slot, which a
+    /// step at the slot's edge would count as an excess.
+    pub fn expected_smooth(&self, t: DateTime<Utc>, min_days: usize) -> Option<f64> {
+        let half = SLOT_S / 2;
+        let centre = (t.timestamp() - half).div_euclid(SLOT_S) * SLOT_S + half;
+        let at = |s: i64| DateTime::from_timestamp(s, 0).and_then(|t| self.median_from(t, true, min_days));
+        let (before, after) = (at(centre), at(centre + SLOT_S));
+        let w = (t.timestamp_millis() - centre * 1000) as f64 / (SLOT_S * 1000) as f64;
+        match (before, after) {
+            (Some(a), Some(b)) => Some(a + (b - a) * w),
+            (one, other) => one.or(other),
+        }
+    }
+
     /// The median of the same slot on earlier days (of the same kind, or of any kind).
     fn median_of(&self, t: DateTime<Utc>, same_kind: bool) -> Option<f64> {
+        self.median_from(t, same_kind, 1)
+    }
+
+    /// The same from at least `min_days` earlier days.
+    fn median_from(&self, t: DateTime<Utc>, same_kind: bool, min_days: usize) -> Option<f64> {
         let (day, slot) = self.place(t);
         let mut v: Vec<f64> = self
             .days
@@ -390,7 +439,7 @@ impl DayProfile {
             .filter(|(_, slots)| slots[slot].1 > 0)
             .map(|(_, slots)| slots[slot].0 / f64::from(slots[slot].1))
             .collect();
-        if v.is_empty() {
+        if v.is_empty() || v.len() < min_days {
             return None;
         }
         v.sort_by(f64::total_cmp);
