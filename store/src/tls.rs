@@ -143,13 +143,12 @@ pub fn tls_reason(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        // `io::Error::source` skips the error it wraps, so look inside it by hand.
-        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                return Some(tls.to_string());
-            }
-        }
-        next = e.source();
+        // `io::Error::source` skips the error it wraps (hyper wraps tokio-rustls's io::Error
+        // in another), so step into it by hand.
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -200,7 +199,8 @@ mod tests {
     #[test]
     fn tls_reasons_are_found_inside_io_errors() {
         let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let io = std::io::Error::other(tls);
+        // As hyper hands it over: an io::Error around tokio-rustls's io::Error around rustls's.
+        let io = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls));
         assert_eq!(tls_reason(&io).as_deref(), Some("invalid peer certificate: UnknownIssuer"));
         assert_eq!(tls_reason(&std::io::Error::other("refused")), None);
     }
