@@ -1385,6 +1385,22 @@ password_env = "SMTP_PASSWORD"
     }
 
     #[test]
+    fn the_readme_examples_of_webhooks_and_email_parse() {
+        let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+        let env = |k: &str| k.starts_with("MIZUMORI_").then(|| "s3cret".to_owned());
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split_once("```").map(|(code, _)| code))
+            .filter(|code| code.contains("[[webhook]]") || code.contains("[[email]]"))
+            .collect();
+        assert_eq!(blocks.len(), 2, "the webhook and the e-mail examples");
+        let set = RuleSet::parse(Path::new("README.md"), &blocks.concat(), &env).unwrap();
+        assert_eq!(set.webhooks[0].url, "https://hooks.city.example/alerts");
+        assert_eq!((set.emails[0].tls, set.emails[0].smtp_port), (SmtpTls::StartTls, 587));
+    }
+
+    #[test]
     fn the_shipped_demo_rules_parse() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/demo.toml");
         let set = RuleSet::load(&path, &no_env).unwrap();
