@@ -219,8 +219,13 @@ pub(crate) async fn send(
         // server" with tls = "starttls": retried, since the server may be fixed; never sent
         // in plain text.
         Err(e) if e.is_client() => Outcome::Retry(e.to_string()),
-        // The rest are connection failures; their text has no secret, but keep the log to the
-        // kind as for webhooks.
-        Err(_) => Outcome::Retry("connection failed".to_owned()),
+        // The rest are connection failures. The address and mode (not secret: `Email`'s Debug
+        // shows them) tell an operator whose table left the port out that 587 was tried.
+        Err(_) => Outcome::Retry(format!(
+            "cannot connect to {}:{} (tls = {:?})",
+            mail.smtp_host,
+            mail.smtp_port,
+            mail.tls.as_str()
+        )),
     }
 }

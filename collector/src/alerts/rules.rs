@@ -105,7 +105,7 @@ struct RawEmail {
     /// Default by `tls`: 587, 465 or 25.
     smtp_port: Option<u16>,
     /// Default `starttls`, except that an explicit port 25 must say which (see `check_email_tls`).
-    tls: Option<super::email::SmtpTls>,
+    tls: Option<SmtpTls>,
     /// A PEM file of extra trust roots (a city's private CA).
     ca_file: Option<PathBuf>,
     /// Send the password over `tls = "none"` (a relay on this machine). Default false.
@@ -605,7 +605,9 @@ impl RuleSet {
 /// The default is STARTTLS, what a city's submission server on 587 expects. Before TLS
 /// existed here the documented form was `smtp_port = 25` to a plain local relay; such a table
 /// must now say `tls = "none"` (or `"starttls"`) rather than silently start asking for
-/// STARTTLS, which a plain relay would refuse on every message.
+/// STARTTLS, which a plain relay would refuse on every message. (A table that left the port
+/// out now goes to 587 with STARTTLS; if nothing listens there, the log says which address
+/// and mode failed.)
 fn check_email_tls(m: &RawEmail, report: &mut dyn FnMut(&str, String)) -> SmtpTls {
     let tls = match (m.tls, m.smtp_port) {
         (Some(tls), _) => tls,
