@@ -119,7 +119,7 @@ pub fn http_client(extra: &ExtraRoots) -> Result<reqwest::ClientBuilder, rustls:
 }
 
 /// A reqwest client builder for `http://` URLs only: it trusts no root, so every https
-/// server is refused. It needs no CA certificates on the machine, so a plain-HTTP InfluxDB or
+/// server is refused (also one an http URL redirects to). It needs no CA certificates on the machine, so a plain-HTTP InfluxDB or
 /// webhook keeps working where `ca-certificates` is not installed.
 pub fn plain_http_client() -> reqwest::ClientBuilder {
     let config = rustls::ClientConfig::builder_with_provider(provider())
