@@ -69,7 +69,7 @@ pub enum Command {
         /// Collector configuration (TOML with [[device]] tables).
         #[arg(long)]
         config: PathBuf,
-        /// sqlite://PATH or influx://HOST:PORT/DATABASE
+        /// sqlite://PATH, influx://HOST:PORT/DATABASE or influxs://HOST:PORT/DATABASE[?ca_file=PEM]
         #[arg(long, env = "MIZUMORI_STORE")]
         store: String,
         /// Directory of the durable buffer (default: the config's [buffer] dir, else ./mizumori-buffer).

@@ -29,7 +29,8 @@ fn fresh_good_devices(devices: &Json) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_the_whole_flow_and_restarts_on_its_data() {
     let dir = tempfile::tempdir().unwrap();
-    let http = reqwest::Client::new();
+    // reqwest has no crypto provider of its own here (see store::tls); these URLs are http.
+    let http = store::tls::plain_http_client().build().unwrap();
 
     let demo = Demo::start(dir.path());
     eventually("/api/health 200", Duration::from_secs(30), || async {

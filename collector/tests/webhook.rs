@@ -1,5 +1,9 @@
 //! Webhook delivery against a small local HTTP receiver: exactly one POST per alert state
-//! change, retried while the receiver does not answer, filtered by severity.
+//! change, retried while the receiver does not answer, filtered by severity; and over https,
+//! to a receiver whose certificate the webhook's `ca_file` vouches for, and not to one it
+//! does not.
+
+mod tls_util;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +14,7 @@ use chrono::Utc;
 use collector::alerts::notify::{self, Webhook};
 use model::{DeviceId, NewAlert, PointName, Severity};
 use store::alerts::{Resolution, SqliteAlerts};
+use store::tls::ExtraRoots;
 use store::{AlertStore, SqliteStore};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +77,7 @@ async fn one_post_per_state_change_delivered_after_the_receiver_comes_up() {
         url: format!("http://{addr}/alerts"),
         min_severity: Severity::Major,
         token: None,
+        roots: ExtraRoots::none(),
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(400),
         timeout: Duration::from_millis(300),
@@ -154,6 +160,7 @@ async fn a_bearer_token_is_sent_and_a_refusal_is_not_retried_forever() {
         url: format!("http://{addr}/alerts"),
         min_severity: Severity::Info,
         token: Some(collector::alerts::notify::Secret::new("t0ken".into())),
+        roots: ExtraRoots::none(),
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(100),
         timeout: Duration::from_secs(2),
@@ -181,5 +188,105 @@ async fn a_bearer_token_is_sent_and_a_refusal_is_not_retried_forever() {
     assert_eq!(got, [Some("Bearer t0ken".to_owned()), Some("Bearer t0ken".to_owned())]);
     cancel.cancel();
     task.await.unwrap();
+    server.abort();
+}
+
+/// An https webhook to `addr` trusting the CA in `ca_file`.
+fn https_hook(addr: std::net::SocketAddr, ca_file: &std::path::Path) -> Webhook {
+    Webhook {
+        name: "crew".into(),
+        url: format!("https://{addr}/alerts"),
+        min_severity: Severity::Major,
+        token: Some(collector::alerts::notify::Secret::new("t0ken".into())),
+        roots: ExtraRoots::from_pem_file(ca_file).unwrap(),
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        timeout: Duration::from_secs(2),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_receiver_trusted_through_the_ca_file_gets_one_post_per_state_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = Arc::new(SqliteAlerts::open(&dir.path().join("m.sqlite")).await.unwrap());
+    let ca = tls_util::TestCa::new(dir.path(), "city");
+    let listener = tls_util::TlsListener::bind(ca.server_config()).await;
+    let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+    let handshakes = listener.handshakes.clone();
+    let got: Received = Arc::default();
+    let app = axum::Router::new().route("/alerts", axum::routing::post(receive)).with_state(got.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let hook = https_hook(addr, &ca.ca_file);
+    alerts.set_cursor(&hook.consumer(), alerts.last_change().await.unwrap()).await.unwrap();
+    let cancel = CancellationToken::new();
+    let wake = Arc::new(Notify::new());
+    let task =
+        tokio::spawn(notify::run(hook, alerts.clone(), wake.clone(), Duration::from_millis(100), cancel.clone()));
+    let id = alerts.raise(&new("trip", Severity::Critical)).await.unwrap().alert.id;
+    alerts.raise(&new("trip", Severity::Critical)).await.unwrap();
+    alerts.raise(&new("warm", Severity::Minor)).await.unwrap();
+    alerts.acknowledge(id, "crew1", "on the way", Utc::now()).await.unwrap();
+    alerts.resolve(id, &Resolution::Manual { by: "crew1".into(), note: None }, Utc::now()).await.unwrap();
+    wake.notify_waiters();
+
+    let bodies = wait_for(&got, 3).await;
+    let states: Vec<&str> = bodies.iter().map(|b| b["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["open", "acknowledged", "resolved"], "{bodies:#?}");
+    assert!(bodies.iter().all(|b| b["alert_id"] == id));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(got.lock().unwrap().len(), 3, "no repeats");
+    assert_eq!(handshakes.failed(), 0);
+    cancel.cancel();
+    task.await.unwrap();
+    assert_eq!(alerts.cursor("webhook:crew").await.unwrap(), Some(alerts.last_change().await.unwrap()));
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_gets_nothing_and_the_change_waits_in_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = Arc::new(SqliteAlerts::open(&dir.path().join("m.sqlite")).await.unwrap());
+    // The webhook trusts the city's CA; the receiver first shows a certificate of another.
+    let city = tls_util::TestCa::new(dir.path(), "city");
+    let other = tls_util::TestCa::new(dir.path(), "other");
+    let listener = tls_util::TlsListener::bind(other.server_config()).await;
+    let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+    let (handshakes, config) = (listener.handshakes.clone(), listener.config.clone());
+    let got: Received = Arc::default();
+    let app = axum::Router::new().route("/alerts", axum::routing::post(receive)).with_state(got.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let hook = https_hook(addr, &city.ca_file);
+    let start = alerts.last_change().await.unwrap();
+    alerts.set_cursor(&hook.consumer(), start).await.unwrap();
+    let cancel = CancellationToken::new();
+    let wake = Arc::new(Notify::new());
+    let task =
+        tokio::spawn(notify::run(hook, alerts.clone(), wake.clone(), Duration::from_millis(100), cancel.clone()));
+    alerts.raise(&new("trip", Severity::Critical)).await.unwrap();
+    wake.notify_waiters();
+
+    // Retried with backoff: several refused handshakes, no request, the cursor where it was.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while handshakes.failed() < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the notifier retries the untrusted receiver");
+    assert!(got.lock().unwrap().is_empty(), "nothing is sent over a connection the roots do not vouch for");
+    assert_eq!(alerts.cursor("webhook:crew").await.unwrap(), Some(start), "the change is kept");
+    assert!(!task.is_finished());
+
+    // Once the receiver shows a certificate from the city's CA, the change arrives, once.
+    *config.write().unwrap() = city.server_config();
+    let bodies = wait_for(&got, 1).await;
+    assert_eq!(bodies[0]["state"], "open");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(got.lock().unwrap().len(), 1);
+    cancel.cancel();
+    task.await.unwrap();
+    assert_eq!(alerts.cursor("webhook:crew").await.unwrap(), Some(alerts.last_change().await.unwrap()));
     server.abort();
 }

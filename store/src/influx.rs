@@ -19,6 +19,7 @@ use serde::Deserialize;
 use tracing::{debug, info};
 
 use crate::lineproto::{self, MEASUREMENT};
+use crate::tls::ExtraRoots;
 use crate::{RangeQuery, ReadingSink, ReadingSource, Store, StoreError, Window, WindowQuery, validate};
 
 const BACKEND: &str = "InfluxDB";
@@ -124,7 +125,13 @@ impl Series {
 }
 
 fn unavailable(e: reqwest::Error) -> StoreError {
-    StoreError::Unavailable { backend: BACKEND.to_owned(), message: e.to_string() }
+    // reqwest's text says only "error sending request"; a certificate problem is the one
+    // thing the operator must see to fix it.
+    let message = match crate::tls::tls_reason(&e) {
+        Some(tls) => format!("{e}: TLS: {tls}"),
+        None => e.to_string(),
+    };
+    StoreError::Unavailable { backend: BACKEND.to_owned(), message }
 }
 
 fn protocol(message: impl Into<String>) -> StoreError {
@@ -135,8 +142,23 @@ impl InfluxStore {
     /// Connects to `base` (e.g. `http://127.0.0.1:8086`), checks `/ping`, and creates the
     /// database where the server allows it (1.x; 2.x and 3.x create it otherwise).
     pub async fn connect(base: &str, database: &str, auth: InfluxAuth) -> Result<Self, StoreError> {
+        Self::connect_with_roots(base, database, auth, &ExtraRoots::none()).await
+    }
+
+    /// [`InfluxStore::connect`] to an `http://` or `https://` base; https trusts the system's
+    /// roots and `roots` (a private CA's `ca_file`).
+    pub async fn connect_with_roots(
+        base: &str,
+        database: &str,
+        auth: InfluxAuth,
+        roots: &ExtraRoots,
+    ) -> Result<Self, StoreError> {
         lineproto::check_name("database name", database)?;
-        let http = reqwest::Client::builder()
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(StoreError::BadUrl { url: base.to_owned(), reason: "expected http:// or https://".to_owned() });
+        }
+        let http = crate::tls::http_client_for(base, roots)
+            .map_err(|e| protocol(format!("cannot set up TLS: {e}")))?
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| protocol(format!("cannot build HTTP client: {e}")))?;

@@ -6,7 +6,8 @@
 //!
 //! * `sqlite://PATH` — the embedded default, one SQLite file, nothing to install;
 //! * `influx://HOST:PORT/DATABASE` — a real InfluxDB over the v1 HTTP API (`/write`, `/query`,
-//!   `/ping`) that InfluxDB 1.x, 2.x (v1 compatibility) and 3.x all serve.
+//!   `/ping`) that InfluxDB 1.x, 2.x (v1 compatibility) and 3.x all serve; `influxs://` is the
+//!   same over https, optionally `?ca_file=PEM` for a private CA (see [`tls`]).
 //!
 //! Both answer the same queries with the same results; one conformance suite
 //! (`tests/conformance.rs`) runs against each. This crate does not poll devices, retry writes
@@ -33,6 +34,7 @@ pub mod settings;
 pub mod sewer;
 pub mod sqlite;
 mod sqlite_file;
+pub mod tls;
 mod url;
 mod validate;
 pub mod works;
@@ -130,9 +132,11 @@ pub struct Window {
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match url.parse::<StoreUrl>()? {
         StoreUrl::Sqlite { path } => Ok(Arc::new(SqliteStore::open(&path).await?)),
-        StoreUrl::Influx { base, database, username } => {
+        StoreUrl::Influx { base, database, username, ca_file } => {
             let auth = InfluxAuth::from_env(username)?;
-            Ok(Arc::new(InfluxStore::connect(&base, &database, auth).await?))
+            let roots = tls::ExtraRoots::from_optional_file(ca_file.as_deref())
+                .map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: format!("field `ca_file`: {e}") })?;
+            Ok(Arc::new(InfluxStore::connect_with_roots(&base, &database, auth, &roots).await?))
         }
     }
 }

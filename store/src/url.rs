@@ -1,4 +1,5 @@
-//! Store URLs: `sqlite://PATH` and `influx://[USER@]HOST:PORT/DATABASE`.
+//! Store URLs: `sqlite://PATH`, `influx://[USER@]HOST:PORT/DATABASE` (plain HTTP) and
+//! `influxs://[USER@]HOST:PORT/DATABASE[?ca_file=PEM]` (https).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -11,9 +12,11 @@ pub enum StoreUrl {
     /// `sqlite://PATH`; PATH may be relative (`sqlite://data/m.sqlite`) or absolute
     /// (`sqlite:///var/lib/mizumori/m.sqlite`).
     Sqlite { path: PathBuf },
-    /// `influx://[USER@]HOST:PORT/DATABASE`, spoken as plain HTTP. The password or token never
-    /// appears in the URL: it comes from the environment (see `InfluxAuth::from_env`).
-    Influx { base: String, database: String, username: Option<String> },
+    /// `influx://[USER@]HOST:PORT/DATABASE`, spoken as plain HTTP, or `influxs://…` spoken
+    /// as https, trusting the system's roots and those in `?ca_file=PATH` (a PEM file; the
+    /// path as written, not percent-decoded). The password or token never appears in the URL:
+    /// it comes from the environment (see `InfluxAuth::from_env`).
+    Influx { base: String, database: String, username: Option<String>, ca_file: Option<PathBuf> },
 }
 
 impl FromStr for StoreUrl {
@@ -27,7 +30,19 @@ impl FromStr for StoreUrl {
             }
             return Ok(StoreUrl::Sqlite { path: PathBuf::from(path) });
         }
-        if let Some(rest) = url.strip_prefix("influx://") {
+        let plain = url.strip_prefix("influx://").map(|rest| ("http", rest));
+        if let Some((scheme, rest)) = plain.or_else(|| url.strip_prefix("influxs://").map(|rest| ("https", rest))) {
+            let (rest, ca_file) = match rest.split_once('?') {
+                None => (rest, None),
+                Some((rest, query)) => match query.strip_prefix("ca_file=") {
+                    Some("") => return Err(bad("give ca_file=PATH, the PEM file of the CA to trust")),
+                    Some(path) if !path.contains('&') && scheme == "https" => (rest, Some(PathBuf::from(path))),
+                    Some(path) if !path.contains('&') => {
+                        return Err(bad("ca_file is for https: write influxs://, or leave ca_file out"));
+                    }
+                    _ => return Err(bad("the one query parameter is ca_file=PATH (influxs:// only)")),
+                },
+            };
             let (authority, database) =
                 rest.split_once('/').ok_or_else(|| bad("missing /DATABASE, e.g. influx://127.0.0.1:8086/water"))?;
             let database = database.trim_end_matches('/');
@@ -48,12 +63,13 @@ impl FromStr for StoreUrl {
                 return Err(bad("expected HOST:PORT"));
             }
             return Ok(StoreUrl::Influx {
-                base: format!("http://{hostport}"),
+                base: format!("{scheme}://{hostport}"),
                 database: database.to_owned(),
                 username,
+                ca_file,
             });
         }
-        Err(bad("expected sqlite://PATH or influx://HOST:PORT/DATABASE"))
+        Err(bad("expected sqlite://PATH, influx://HOST:PORT/DATABASE or influxs://HOST:PORT/DATABASE"))
     }
 }
 
@@ -70,14 +86,38 @@ mod tests {
         );
         assert_eq!(
             "influx://127.0.0.1:8086/water".parse::<StoreUrl>().unwrap(),
-            StoreUrl::Influx { base: "http://127.0.0.1:8086".into(), database: "water".into(), username: None }
+            StoreUrl::Influx {
+                base: "http://127.0.0.1:8086".into(),
+                database: "water".into(),
+                username: None,
+                ca_file: None
+            }
         );
         assert_eq!(
             "influx://admin@db.local:8086/water".parse::<StoreUrl>().unwrap(),
             StoreUrl::Influx {
                 base: "http://db.local:8086".into(),
                 database: "water".into(),
-                username: Some("admin".into())
+                username: Some("admin".into()),
+                ca_file: None
+            }
+        );
+        assert_eq!(
+            "influxs://admin@db.city.example:8086/water?ca_file=/etc/mizumori/city-ca.pem".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Influx {
+                base: "https://db.city.example:8086".into(),
+                database: "water".into(),
+                username: Some("admin".into()),
+                ca_file: Some("/etc/mizumori/city-ca.pem".into())
+            }
+        );
+        assert_eq!(
+            "influxs://db.city.example:8086/water".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Influx {
+                base: "https://db.city.example:8086".into(),
+                database: "water".into(),
+                username: None,
+                ca_file: None
             }
         );
     }
@@ -92,6 +132,11 @@ mod tests {
             ("influx://127.0.0.1:x/water", "HOST:PORT"),
             ("influx://127.0.0.1:8086/wa'ter", "database name"),
             ("influx://u:secret@127.0.0.1:8086/water", "no password in the URL"),
+            ("influx://127.0.0.1:8086/water?ca_file=/ca.pem", "ca_file is for https: write influxs://"),
+            ("influxs://127.0.0.1:8086/water?ca_file=", "give ca_file=PATH"),
+            ("influxs://127.0.0.1:8086/water?verify=no", "the one query parameter is ca_file"),
+            ("influxs://127.0.0.1:8086/water?ca_file=/a.pem&x=1", "the one query parameter is ca_file"),
+            ("influxs://127.0.0.1/water", "missing :PORT"),
         ] {
             let e = url.parse::<StoreUrl>().unwrap_err().to_string();
             assert!(e.contains(needle), "{url}: {e}");

@@ -70,7 +70,7 @@ impl Demo {
     /// An HTTP client logged in as the demo user `user` (viewer, crew, engineer, planner or
     /// admin): it sends the session cookie that `POST /login` set.
     pub async fn login(&self, user: &str) -> reqwest::Client {
-        let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let anonymous = store::tls::plain_http_client().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let resp = anonymous
             .post(format!("{}/login", self.url))
             .form(&[("username", user), ("password", DEMO_PASSWORD)])
@@ -89,7 +89,7 @@ impl Demo {
             .to_owned();
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::COOKIE, cookie.parse().unwrap());
-        reqwest::Client::builder().default_headers(headers).build().unwrap()
+        store::tls::plain_http_client().default_headers(headers).build().unwrap()
     }
 
     /// Sends SIGTERM and returns the exit status and how long the exit took.

@@ -7,6 +7,10 @@
 //! a crash between the receiver's answer and the cursor update, or a receiver that answers
 //! after our timeout, gets that change again, with the same `Idempotency-Key` header.
 //! E-mail targets (`super::email`) are delivered by the same loop.
+//!
+//! A webhook URL is `http://` or `https://`; https trusts the system's roots and the
+//! webhook's `ca_file` (`store::tls`). A receiver whose certificate is not trusted is treated
+//! as one that is down: the change is retried with backoff and stays in the outbox.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use model::{AlertState, Severity};
 use serde_json::json;
 use store::AlertStore;
 use store::alerts::AlertChange;
+use store::tls::ExtraRoots;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -49,6 +54,8 @@ pub struct Webhook {
     /// Changes of alerts below this severity are not sent here.
     pub min_severity: Severity,
     pub token: Option<Secret>,
+    /// Roots trusted beside the system's for an https URL (`ca_file`).
+    pub roots: ExtraRoots,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub timeout: Duration,
@@ -61,6 +68,7 @@ impl fmt::Debug for Webhook {
             .field("name", &self.name)
             .field("min_severity", &self.min_severity)
             .field("token", &self.token)
+            .field("roots", &self.roots)
             .finish_non_exhaustive()
     }
 }
@@ -166,8 +174,12 @@ async fn post(client: &reqwest::Client, hook: &Webhook, body: &serde_json::Value
                 Outcome::Retry(format!("HTTP {status}"))
             }
         }
-        // reqwest's error text may contain the URL; log only its kind.
+        // reqwest's error text may contain the URL; log only its kind, or the TLS reason
+        // (an untrusted certificate, a wrong name), which holds no secret.
         Err(e) if e.is_timeout() => Outcome::Retry("timeout".to_owned()),
+        Err(e) if store::tls::tls_reason(&e).is_some() => {
+            Outcome::Retry(format!("TLS: {}", store::tls::tls_reason(&e).unwrap_or_default()))
+        }
         Err(e) if e.is_connect() => Outcome::Retry("connection refused or unreachable".to_owned()),
         Err(_) => Outcome::Retry("request failed".to_owned()),
     }
@@ -229,6 +241,23 @@ enum Sender {
 }
 
 impl Sender {
+    /// The client of a target; fails only when its TLS settings cannot be built.
+    fn new(target: Target) -> Result<Self, String> {
+        match target {
+            Target::Webhook(w) => {
+                let client = store::tls::http_client_for(&w.url, &w.roots)
+                    .map_err(|e| format!("cannot set up TLS: {e}"))?
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+                Ok(Sender::Webhook(w, client))
+            }
+            Target::Email(e) => {
+                let t = e.transport()?;
+                Ok(Sender::Email(e, Box::new(t)))
+            }
+        }
+    }
+
     async fn send(&self, change: &AlertChange) -> Outcome {
         match self {
             Sender::Webhook(hook, client) => post(client, hook, &body(change)).await,
@@ -252,11 +281,20 @@ pub async fn run(
     let name = target.name().to_owned();
     let min_severity = target.min_severity();
     let (initial_backoff, max_backoff) = target.backoff();
-    let sender = match target {
-        Target::Webhook(w) => Sender::Webhook(w, reqwest::Client::new()),
-        Target::Email(e) => {
-            let t = e.transport();
-            Sender::Email(e, Box::new(t))
+    // A client that cannot be built (no CA certificates on the machine) is retried like an
+    // unreachable target, so the outbox keeps the changes until it is fixed.
+    let mut wait = initial_backoff;
+    let sender = loop {
+        match Sender::new(target.clone()) {
+            Ok(s) => break s,
+            Err(why) => {
+                error!(target = %name, error = %why, retry_in_ms = wait.as_millis() as u64, "notification target cannot be set up");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(max_backoff);
+            }
         }
     };
     let mut cursor = loop {

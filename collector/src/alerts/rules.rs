@@ -19,8 +19,10 @@ use super::detect::leak::LeakParams;
 use super::detect::pump::{DutyInputs, PumpParams};
 use super::detect::sewer::SewerParams;
 use super::detect::{DetectorKind, DetectorSpec, Input};
+use super::email::SmtpTls;
 use super::eval::{Kind, Rule};
 use super::notify::{Secret, Webhook};
+use store::tls::ExtraRoots;
 
 /// A validated rules file.
 #[derive(Debug, Clone)]
@@ -100,9 +102,15 @@ struct RawFile {
 struct RawEmail {
     name: String,
     smtp_host: String,
-    /// Default 25.
-    #[serde(default = "default_smtp_port")]
-    smtp_port: u16,
+    /// Default by `tls`: 587, 465 or 25.
+    smtp_port: Option<u16>,
+    /// Default `starttls`, except that an explicit port 25 must say which (see `check_email_tls`).
+    tls: Option<SmtpTls>,
+    /// A PEM file of extra trust roots (a city's private CA).
+    ca_file: Option<PathBuf>,
+    /// Send the password over `tls = "none"` (a relay on this machine). Default false.
+    #[serde(default)]
+    allow_plaintext_auth: bool,
     from: String,
     to: Vec<String>,
     #[serde(default = "lowest")]
@@ -120,9 +128,6 @@ struct RawEmail {
     timeout_ms: u64,
 }
 
-fn default_smtp_port() -> u16 {
-    25
-}
 fn default_smtp_timeout_ms() -> u64 {
     10_000
 }
@@ -275,6 +280,8 @@ struct RawWebhook {
     min_severity: Severity,
     /// Name of an environment variable holding a bearer token (never the token itself).
     token_env: Option<String>,
+    /// A PEM file of extra trust roots for an https URL (a city's private CA).
+    ca_file: Option<PathBuf>,
     #[serde(default = "default_initial_backoff_ms")]
     initial_backoff_ms: u64,
     #[serde(default = "default_max_backoff_ms")]
@@ -439,9 +446,31 @@ impl RuleSet {
                 report("name", "a webhook of this name is configured above".to_owned());
             }
             // The URL is not echoed: it may carry a token in its query.
-            if !w.url.starts_with("http://") {
-                report("url", "use an http:// URL (this build has no TLS; put a TLS proxy in front)".to_owned());
-            }
+            let scheme = match reqwest::Url::parse(&w.url) {
+                Ok(u) if !u.has_host() => {
+                    report("url", "the URL names no host".to_owned());
+                    None
+                }
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u.scheme().to_owned()),
+                Ok(_) => {
+                    report("url", "use an http:// or https:// URL".to_owned());
+                    None
+                }
+                Err(e) => {
+                    report("url", format!("not a URL: {e}"));
+                    None
+                }
+            };
+            let roots = match (&w.ca_file, scheme.as_deref()) {
+                (Some(_), Some("http")) => {
+                    report("ca_file", "a ca_file is for an https:// URL".to_owned());
+                    ExtraRoots::none()
+                }
+                (path, _) => ExtraRoots::from_optional_file(path.as_deref()).unwrap_or_else(|e| {
+                    report("ca_file", e.to_string());
+                    ExtraRoots::none()
+                }),
+            };
             if w.initial_backoff_ms == 0 || w.max_backoff_ms < w.initial_backoff_ms {
                 report("max_backoff_ms", "backoffs must satisfy 0 < initial_backoff_ms <= max_backoff_ms".to_owned());
             }
@@ -464,6 +493,7 @@ impl RuleSet {
                     url: w.url,
                     min_severity: w.min_severity,
                     token,
+                    roots,
                     initial_backoff: Duration::from_millis(w.initial_backoff_ms),
                     max_backoff: Duration::from_millis(w.max_backoff_ms),
                     timeout: Duration::from_millis(w.timeout_ms),
@@ -533,11 +563,24 @@ impl RuleSet {
             if password.is_some() != m.username.is_some() {
                 report("username", "username and a password (password_env or password_file) go together".to_owned());
             }
+            let tls = check_email_tls(&m, &mut report);
+            let roots = match (&m.ca_file, tls) {
+                (Some(_), SmtpTls::None) => {
+                    report("ca_file", "a ca_file is for tls = \"starttls\" or \"tls\"".to_owned());
+                    ExtraRoots::none()
+                }
+                (path, _) => ExtraRoots::from_optional_file(path.as_deref()).unwrap_or_else(|e| {
+                    report("ca_file", e.to_string());
+                    ExtraRoots::none()
+                }),
+            };
             if let (Some(from), true) = (from, errors.len() == before) {
                 emails.push(super::email::Email {
                     name: m.name,
                     smtp_host: m.smtp_host,
-                    smtp_port: m.smtp_port,
+                    smtp_port: m.smtp_port.unwrap_or(tls.default_port()),
+                    tls,
+                    roots,
                     from,
                     to,
                     min_severity: m.min_severity,
@@ -555,6 +598,43 @@ impl RuleSet {
             Err(RulesErrors(errors))
         }
     }
+}
+
+/// The TLS mode of an `[[email]]` table, and whether its password may be sent that way.
+///
+/// The default is STARTTLS, what a city's submission server on 587 expects. Before TLS
+/// existed here the documented form was `smtp_port = 25` to a plain local relay; such a table
+/// must now say `tls = "none"` (or `"starttls"`) rather than silently start asking for
+/// STARTTLS, which a plain relay would refuse on every message. (A table that left the port
+/// out now goes to 587 with STARTTLS; if nothing listens there, the log says which address
+/// and mode failed.)
+fn check_email_tls(m: &RawEmail, report: &mut dyn FnMut(&str, String)) -> SmtpTls {
+    let tls = match (m.tls, m.smtp_port) {
+        (Some(tls), _) => tls,
+        (None, Some(25)) => {
+            report(
+                "tls",
+                "port 25 without `tls`: say tls = \"none\" for a plain relay (as before TLS support) or \
+                 tls = \"starttls\""
+                    .to_owned(),
+            );
+            SmtpTls::None
+        }
+        (None, _) => SmtpTls::StartTls,
+    };
+    match (tls, m.allow_plaintext_auth) {
+        (SmtpTls::None, false) if m.username.is_some() => report(
+            "username",
+            "with tls = \"none\" the password would cross the network in plain text: use tls = \"starttls\" or \
+             \"tls\", or set allow_plaintext_auth = true for a relay on this machine"
+                .to_owned(),
+        ),
+        (SmtpTls::StartTls | SmtpTls::Tls, true) => {
+            report("allow_plaintext_auth", format!("only means something with tls = \"none\", not {:?}", tls.as_str()))
+        }
+        _ => {}
+    }
+    tls
 }
 
 fn seconds(field: &str, v: f64, report: &mut dyn FnMut(&str, String)) -> Duration {
@@ -1023,7 +1103,11 @@ on_delay_s = 60
 
     #[track_caller]
     fn check_err(text: &str, expected: &[&str]) {
-        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let env = |k: &str| match k {
+            "CREW_TOKEN" => Some("s3cret".to_owned()),
+            "SMTP_PASSWORD" => Some("pa55word".to_owned()),
+            _ => None,
+        };
         let errs = RuleSet::parse(Path::new("rules.toml"), text, &env).unwrap_err();
         let shown = errs.0.iter().map(ToString::to_string).collect::<Vec<_>>();
         assert_eq!(shown.len(), expected.len(), "{errs}");
@@ -1194,6 +1278,128 @@ password_env = "SMTP_PASSWORD"
             shown[1].starts_with(r#"rules.toml:27: email "crew", field `username`: username and a password"#),
             "{shown:?}"
         );
+    }
+
+    /// A CA certificate in PEM, written to `dir/ca.pem`.
+    fn ca_file(dir: &Path) -> PathBuf {
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.city.example".into()]).unwrap();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, ca.cert.pem()).unwrap();
+        path
+    }
+
+    #[test]
+    fn https_webhooks_take_a_ca_file_and_bad_ones_name_the_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca_file(dir.path());
+        let env = |k: &str| (k == "CREW_TOKEN").then(|| "s3cret".to_owned());
+        let https = GOOD.replace(
+            "url = \"http://127.0.0.1:9000/hook\"",
+            &format!("url = \"https://hooks.city.example/alerts\"\nca_file = {:?}", ca.display().to_string()),
+        );
+        let set = RuleSet::parse(Path::new("rules.toml"), &https, &env).unwrap();
+        assert_eq!(set.webhooks[0].roots.certs().len(), 1);
+        assert_eq!(set.webhooks[0].roots.file(), Some(ca.as_path()));
+        let plain = RuleSet::parse(Path::new("rules.toml"), GOOD, &env).unwrap();
+        assert_eq!(plain.webhooks[0].roots, ExtraRoots::none());
+
+        let missing = dir.path().join("missing.pem");
+        check_err(
+            &https.replace(&ca.display().to_string(), &missing.display().to_string()),
+            &[&format!(
+                r#"rules.toml:2: webhook "crew", field `ca_file`: {}: cannot read: entity not found"#,
+                missing.display()
+            )],
+        );
+        std::fs::write(dir.path().join("key.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+            .unwrap();
+        check_err(
+            &https.replace("ca.pem", "key.pem"),
+            &[&format!(
+                r#"rules.toml:2: webhook "crew", field `ca_file`: {}: no -----BEGIN CERTIFICATE----- block"#,
+                dir.path().join("key.pem").display()
+            )],
+        );
+        check_err(
+            &https.replace("https://", "http://"),
+            &[r#"rules.toml:2: webhook "crew", field `ca_file`: a ca_file is for an https:// URL"#],
+        );
+        for (url, message) in [
+            ("ftp://hooks.city.example/a", "use an http:// or https:// URL"),
+            ("hooks.city.example/alerts", "not a URL: relative URL without a base"),
+            ("https://", "not a URL: empty host"),
+        ] {
+            let text = GOOD.replace("http://127.0.0.1:9000/hook", url);
+            check_err(&text, &[&format!(r#"rules.toml:2: webhook "crew", field `url`: {message}"#)]);
+        }
+    }
+
+    #[test]
+    fn email_tls_modes_default_ports_and_plaintext_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca_file(dir.path());
+        let env = |k: &str| match k {
+            "CREW_TOKEN" => Some("s3cret".to_owned()),
+            "SMTP_PASSWORD" => Some("pa55word".to_owned()),
+            _ => None,
+        };
+        let mail = |extra: &str| {
+            format!(
+                "{GOOD}\n[[email]]\nname = \"crew\"\nsmtp_host = \"mail.city.example\"\nfrom = \"alerts@city.example\"\n\
+                 to = [\"crew@city.example\"]\n{extra}"
+            )
+        };
+        let parsed = |extra: &str| {
+            let set = RuleSet::parse(Path::new("rules.toml"), &mail(extra), &env).unwrap();
+            let e = &set.emails[0];
+            (e.tls, e.smtp_port, e.roots.certs().len())
+        };
+        assert_eq!(parsed(""), (SmtpTls::StartTls, 587, 0), "STARTTLS by default");
+        assert_eq!(parsed("tls = \"tls\"\n"), (SmtpTls::Tls, 465, 0));
+        assert_eq!(parsed("tls = \"none\"\n"), (SmtpTls::None, 25, 0));
+        assert_eq!(parsed("tls = \"none\"\nsmtp_port = 2525\n"), (SmtpTls::None, 2525, 0));
+        assert_eq!(parsed("tls = \"starttls\"\nsmtp_port = 25\n"), (SmtpTls::StartTls, 25, 0));
+        assert_eq!(parsed(&format!("ca_file = {:?}\n", ca.display().to_string())), (SmtpTls::StartTls, 587, 1));
+        let login = "username = \"mizumori\"\npassword_env = \"SMTP_PASSWORD\"\n";
+        assert_eq!(parsed(login), (SmtpTls::StartTls, 587, 0), "a password over STARTTLS");
+        assert_eq!(parsed(&format!("{login}tls = \"none\"\nallow_plaintext_auth = true\n")), (SmtpTls::None, 25, 0));
+
+        let at = r#"rules.toml:27: email "crew", field"#;
+        check_err(&mail("smtp_port = 25\n"), &[&format!("{at} `tls`: port 25 without `tls`: say tls = \"none\"")]);
+        check_err(
+            &mail(&format!("{login}tls = \"none\"\n")),
+            &[&format!("{at} `username`: with tls = \"none\" the password would cross the network in plain text")],
+        );
+        check_err(
+            &mail("allow_plaintext_auth = true\n"),
+            &[&format!("{at} `allow_plaintext_auth`: only means something with tls = \"none\", not \"starttls\"")],
+        );
+        check_err(
+            &mail(&format!("tls = \"none\"\nca_file = {:?}\n", ca.display().to_string())),
+            &[&format!("{at} `ca_file`: a ca_file is for tls = \"starttls\" or \"tls\"")],
+        );
+        let missing = dir.path().join("nope.pem");
+        check_err(
+            &mail(&format!("ca_file = {:?}\n", missing.display().to_string())),
+            &[&format!("{at} `ca_file`: {}: cannot read: entity not found", missing.display())],
+        );
+        check_err(&mail("tls = \"ssl\"\n"), &[&format!("{at} `tls`: unknown variant `ssl`")]);
+    }
+
+    #[test]
+    fn the_readme_examples_of_webhooks_and_email_parse() {
+        let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+        let env = |k: &str| k.starts_with("MIZUMORI_").then(|| "s3cret".to_owned());
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split_once("```").map(|(code, _)| code))
+            .filter(|code| code.contains("[[webhook]]") || code.contains("[[email]]"))
+            .collect();
+        assert_eq!(blocks.len(), 2, "the webhook and the e-mail examples");
+        let set = RuleSet::parse(Path::new("README.md"), &blocks.concat(), &env).unwrap();
+        assert_eq!(set.webhooks[0].url, "https://hooks.city.example/alerts");
+        assert_eq!((set.emails[0].tls, set.emails[0].smtp_port), (SmtpTls::StartTls, 587));
     }
 
     #[test]
