@@ -146,6 +146,9 @@ const K_USUAL: f64 = 5.0;
 /// Earlier days of the same kind the usual level needs: the median of one day is that day,
 /// with its own wander (the first Sunday would be judged by the first Saturday alone).
 const USUAL_DAYS: usize = 2;
+/// Minutes after a step in which a "fall" may be the trend overshooting (the old window of the
+/// prediction ends 32 minutes back).
+const OVERSHOOT: i64 = 45;
 /// Relative spread of the comparison with earlier days assumed before any is learned.
 const USUAL_START: f64 = 0.05;
 
@@ -412,16 +415,20 @@ impl Burst {
                 let fall_limit = (size / 2.0).max(0.75 * self.params.k_sigma * sigma * q_exp.abs());
                 self.falling = if -rise > fall_limit { self.falling + 1 } else { 0 };
                 if self.falling >= CONFIRM {
-                    // A "fall" that leaves the flow above its usual level for the time of day
-                    // by half the step or more is no end: the step grew more slowly than a step
-                    // is recognised (a widening crack) and the half-hour trend, carried on,
-                    // overshot when the growth stopped. The step is measured again against the
-                    // usual level, the same episode.
+                    // A "fall" soon after the step that leaves the flow above its usual level for
+                    // the time of day by half the step or more is no end: the step grew more
+                    // slowly than a step is recognised (a widening crack) and the half-hour
+                    // trend, carried on, overshot when the growth stopped. The step is measured
+                    // again against the usual level, the same episode. Only while the trend
+                    // windows still reach back to the growth (`OVERSHOOT`): later, a district
+                    // whose flow stands above the usual for another reason (a leak growing for
+                    // days) would keep any step open for good.
+                    let young = at - since < chrono::Duration::minutes(OVERSHOOT);
                     let standing = self
                         .measured
                         .expected_smooth(at, USUAL_DAYS)
                         .map(|e| q_now + size - e)
-                        .filter(|x| *x >= size / 2.0);
+                        .filter(|x| young && *x >= size / 2.0);
                     if let Some(excess) = standing {
                         let bins = ((at - since).num_seconds() / i64::from(BIN_S)) as usize;
                         let tracked = (bins + if under.is_some() { NOW.1 } else { 0 }).min(KEEP);
@@ -1210,6 +1217,20 @@ mod tests {
         assert_eq!(got[0].1, PLANNED, "{got:?}");
         let critical = got.iter().find(|g| (g.1, g.2) == (BURST, true)).expect("a burst after the window");
         assert!(critical.0 >= at + 3 * 3600 + 15 * 60, "{got:?}");
+    }
+
+    #[test]
+    fn flow_rising_above_the_usual_over_hours_is_not_a_burst() {
+        // Wednesday to Sunday as usual, then on Monday the flow climbs 30 m³/h above the
+        // usual over eight hours from 10:00 (leakage growing, a day running high): it ends
+        // well above the usual level, but the spread of the comparison is learned while the
+        // flow is under the threshold, and a rise this slow is learned as spread.
+        let day = 86_400;
+        let from = 5 * day + 10 * 3600;
+        let climbing = |s: i64| if s >= from { 30.0 * ((s - from) as f64 / (8.0 * 3600.0)).min(1.0) } else { 0.0 };
+        let mut d = registered(0, &[]);
+        let got = run_days(&mut d, 6, 5 * day, climbing);
+        assert!(!got.iter().any(|g| g.1 == BURST && g.2), "{got:?}");
     }
 
     #[test]
