@@ -158,21 +158,12 @@ fn write_schedule(path: &Path, pipes: &[PlanPipe], plans: &[Plan]) -> anyhow::Re
         "expected_breaks",
     ])?;
     for p in plans {
+        let budget = p.params.budget.to_string();
         for s in &p.schedule {
-            let pipe = &pipes[s.pipe];
-            w.write_record([
-                p.params.budget.to_string(),
-                s.fiscal_year.to_string(),
-                pipe.asset_id.clone(),
-                pipe.material.code().to_owned(),
-                pipe.diameter_mm.map(|d| d.to_string()).unwrap_or_default(),
-                format!("{:.1}", pipe.length_m),
-                pipe.install_year.map(|y| y.to_string()).unwrap_or_default(),
-                pipe.district.clone().unwrap_or_default(),
-                format!("{:.0}", s.cost_yen),
-                s.reason.code().to_owned(),
-                format!("{:.4}", s.expected_breaks),
-            ])?;
+            let mut row = vec![budget.clone()];
+            row.extend(s.cells(pipes));
+            row.extend([s.reason.code().to_owned(), format!("{:.4}", s.expected_breaks)]);
+            w.write_record(&row)?;
         }
     }
     w.flush().with_context(|| format!("writing {}", path.display()))?;

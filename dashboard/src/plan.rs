@@ -511,19 +511,9 @@ fn schedule_rows(lang: Lang, pipes: &[PlanPipe], plans: &[Plan]) -> Vec<[String;
     for p in plans {
         let b = budget_label(lang, p.params.budget);
         for s in &p.schedule {
-            let pipe = &pipes[s.pipe];
-            rows.push([
-                b.clone(),
-                s.fiscal_year.to_string(),
-                pipe.asset_id.clone(),
-                pipe.material.code().to_owned(),
-                pipe.diameter_mm.map(|d| d.to_string()).unwrap_or_default(),
-                format!("{:.1}", pipe.length_m),
-                pipe.install_year.map(|y| y.to_string()).unwrap_or_default(),
-                pipe.district.clone().unwrap_or_default(),
-                format!("{:.0}", s.cost_yen),
-                reason_label(lang, s.reason).to_owned(),
-            ]);
+            let [fiscal_year, id, material, diameter, length, installed, district, cost] = s.cells(pipes);
+            let reason = reason_label(lang, s.reason).to_owned();
+            rows.push([b.clone(), fiscal_year, id, material, diameter, length, installed, district, cost, reason]);
         }
     }
     rows
