@@ -245,6 +245,10 @@ pub struct Scheduled {
 }
 
 impl Scheduled {
+    /// The column names of [`Scheduled::cells`] in the CSV exports.
+    pub const CELL_NAMES: [&'static str; 8] =
+        ["fiscal_year", "asset_id", "material", "diameter_mm", "length_m", "install_year", "district", "cost_yen"];
+
     /// The main's cells in every schedule export (`mizumori plan`, the dashboard's CSV, Excel
     /// and PDF report) from fiscal year to cost: fiscal year, asset id, material code, diameter
     /// (mm), length (m, one decimal), install year, district, cost (whole yen), an unknown value
