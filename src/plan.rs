@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use analytics::plan::{Budget, Deadline, Plan, PlanParams, PlanPipe, UnitCosts, plan, read_ranking_csv};
+use analytics::plan::{Budget, Deadline, Plan, PlanParams, PlanPipe, Scheduled, UnitCosts, plan, read_ranking_csv};
 use anyhow::{Context, bail};
 use clap::Args;
 
@@ -144,35 +144,17 @@ fn bom_writer(path: &Path) -> anyhow::Result<csv::Writer<std::fs::File>> {
 
 fn write_schedule(path: &Path, pipes: &[PlanPipe], plans: &[Plan]) -> anyhow::Result<()> {
     let mut w = bom_writer(path)?;
-    w.write_record([
-        "budget",
-        "fiscal_year",
-        "asset_id",
-        "material",
-        "diameter_mm",
-        "length_m",
-        "install_year",
-        "district",
-        "cost_yen",
-        "reason",
-        "expected_breaks",
-    ])?;
+    let mut head = vec!["budget"];
+    head.extend(Scheduled::CELL_NAMES);
+    head.extend(["reason", "expected_breaks"]);
+    w.write_record(&head)?;
     for p in plans {
+        let budget = p.params.budget.to_string();
         for s in &p.schedule {
-            let pipe = &pipes[s.pipe];
-            w.write_record([
-                p.params.budget.to_string(),
-                s.fiscal_year.to_string(),
-                pipe.asset_id.clone(),
-                pipe.material.code().to_owned(),
-                pipe.diameter_mm.map(|d| d.to_string()).unwrap_or_default(),
-                format!("{:.1}", pipe.length_m),
-                pipe.install_year.map(|y| y.to_string()).unwrap_or_default(),
-                pipe.district.clone().unwrap_or_default(),
-                format!("{:.0}", s.cost_yen),
-                s.reason.code().to_owned(),
-                format!("{:.4}", s.expected_breaks),
-            ])?;
+            let mut row = vec![budget.clone()];
+            row.extend(s.cells(pipes));
+            row.extend([s.reason.code().to_owned(), format!("{:.4}", s.expected_breaks)]);
+            w.write_record(&row)?;
         }
     }
     w.flush().with_context(|| format!("writing {}", path.display()))?;

@@ -238,40 +238,10 @@ pub(crate) fn assets_from_table(
         }
         let mut ok = true;
         let id = row.asset_id(id_col, report, &mut ok);
-        let material = match Material::parse(row.get(material)) {
-            Ok(m) => m,
-            Err(e) => {
-                row.issue(report, material, Severity::Warning, format!("{e}; read as OTHER"));
-                Material::Other
-            }
-        };
-        let length_m = match row.get(length).trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 => Some(v),
-            _ => {
-                row.reject(report, length, "length must be a number of metres above 0");
-                ok = false;
-                None
-            }
-        };
-        let installed = match row.get(installed).trim() {
-            "" => {
-                row.issue(
-                    report,
-                    installed,
-                    Severity::Warning,
-                    "no install date; age taken from the material's median".into(),
-                );
-                None
-            }
-            text => match parse_date(text) {
-                Some(d) => Some(d),
-                None => {
-                    row.reject(report, installed, &bad_date(text));
-                    ok = false;
-                    None
-                }
-            },
-        };
+        let material = row.or_other(report, material, Material::parse(row.get(material)), Material::Other);
+        // A row without a length is left out below, as one with `ok` false is.
+        let length_m = row.length_m(report, length);
+        let installed = row.install_date(report, installed, &mut ok);
         let diameter_mm = diameter.and_then(|i| match row.get(i).trim() {
             "" => None,
             text => match text.parse::<f64>() {
@@ -316,19 +286,7 @@ pub(crate) fn assets_from_table(
                 }
             }
         });
-        let road_class = road.and_then(|i| {
-            let text = row.get(i).trim();
-            let r = RoadClass::parse(text);
-            if r.is_none() && !text.is_empty() {
-                row.issue(
-                    report,
-                    i,
-                    Severity::Warning,
-                    format!("road class {text:?} is not emergency, arterial or local; read as unknown"),
-                );
-            }
-            r
-        });
+        let road_class = row.road_class(report, road);
         let pressure_zone = zone.map(|i| row.get(i).trim().to_owned()).filter(|z| !z.is_empty());
         match (ok, id, length_m) {
             (true, Some(id), Some(length_m)) => Some(Pipe {
@@ -750,6 +708,64 @@ impl Row<'_> {
 
     pub(crate) fn reject(&self, report: &mut ImportReport, column: usize, reason: &str) {
         self.issue(report, column, Severity::Rejected, reason.to_owned());
+    }
+
+    /// A value of a fixed vocabulary (a material) as `parsed`; one the vocabulary does not know
+    /// is a warning and reads as `other`, so an unusual code costs a main no place in the ranking.
+    pub(crate) fn or_other<T, E: fmt::Display>(
+        &self,
+        report: &mut ImportReport,
+        column: usize,
+        parsed: Result<T, E>,
+        other: T,
+    ) -> T {
+        parsed.unwrap_or_else(|e| {
+            self.issue(report, column, Severity::Warning, format!("{e}; read as OTHER"));
+            other
+        })
+    }
+
+    /// The length in metres, a number above 0; anything else is a rejection (`None`).
+    pub(crate) fn length_m(&self, report: &mut ImportReport, column: usize) -> Option<f64> {
+        match self.get(column).trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => Some(v),
+            _ => {
+                self.reject(report, column, "length must be a number of metres above 0");
+                None
+            }
+        }
+    }
+
+    /// The install date: empty is a warning (the model takes the material's median age), a
+    /// date it cannot read is a rejection.
+    pub(crate) fn install_date(&self, report: &mut ImportReport, column: usize, ok: &mut bool) -> Option<NaiveDate> {
+        match self.get(column).trim() {
+            "" => {
+                let why = "no install date; age taken from the material's median".to_owned();
+                self.issue(report, column, Severity::Warning, why);
+                None
+            }
+            text => match parse_date(text) {
+                Some(d) => Some(d),
+                None => {
+                    self.reject(report, column, &bad_date(text));
+                    *ok = false;
+                    None
+                }
+            },
+        }
+    }
+
+    /// The road class in an optional column; text that is not a class is a warning, read as unknown.
+    pub(crate) fn road_class(&self, report: &mut ImportReport, column: Option<usize>) -> Option<RoadClass> {
+        let i = column?;
+        let text = self.get(i).trim();
+        let r = RoadClass::parse(text);
+        if r.is_none() && !text.is_empty() {
+            let why = format!("road class {text:?} is not emergency, arterial or local; read as unknown");
+            self.issue(report, i, Severity::Warning, why);
+        }
+        r
     }
 
     /// The asset id of the row, folded from full-width digits, or a rejection.

@@ -244,6 +244,31 @@ pub struct Scheduled {
     pub expected_breaks: f64,
 }
 
+impl Scheduled {
+    /// The column names of [`Scheduled::cells`] in the CSV exports.
+    pub const CELL_NAMES: [&'static str; 8] =
+        ["fiscal_year", "asset_id", "material", "diameter_mm", "length_m", "install_year", "district", "cost_yen"];
+
+    /// The main's cells in every schedule export (`mizumori plan`, the dashboard's CSV, Excel
+    /// and PDF report) from fiscal year to cost: fiscal year, asset id, material code, diameter
+    /// (mm), length (m, one decimal), install year, district, cost (whole yen), an unknown value
+    /// empty. `pipes` is the plan's input. Each export adds the budget and the reason in its own
+    /// words, so the figures of a main read the same in all of them.
+    pub fn cells(&self, pipes: &[PlanPipe]) -> [String; 8] {
+        let pipe = &pipes[self.pipe];
+        [
+            self.fiscal_year.to_string(),
+            pipe.asset_id.clone(),
+            pipe.material.code().to_owned(),
+            pipe.diameter_mm.map(|d| d.to_string()).unwrap_or_default(),
+            format!("{:.1}", pipe.length_m),
+            pipe.install_year.map(|y| y.to_string()).unwrap_or_default(),
+            pipe.district.clone().unwrap_or_default(),
+            format!("{:.0}", self.cost_yen),
+        ]
+    }
+}
+
 /// One fiscal year of the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct YearSummary {
@@ -573,6 +598,27 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_scheduled_mains_cells_round_as_the_exports_do_and_leave_unknowns_empty() {
+        let mut known = pipe("P-1", Material::CastIron, 150.0, 86.26, 1962, 0.2);
+        known.district = Some("配水区A".into());
+        let unknown =
+            PlanPipe { diameter_mm: None, install_year: None, ..pipe("P-2", Material::Pvc, 0.0, 40.0, 0, 0.1) };
+        let pipes = [known, unknown];
+        let scheduled = |pipe, cost_yen| Scheduled {
+            pipe,
+            fiscal_year: 2027,
+            cost_yen,
+            reason: Reason::Risk,
+            expected_breaks: 0.2,
+        };
+        assert_eq!(
+            scheduled(0, 12_939_000.4).cells(&pipes),
+            ["2027", "P-1", "CI", "150", "86.3", "1962", "配水区A", "12939000"]
+        );
+        assert_eq!(scheduled(1, 3_999_999.5).cells(&pipes), ["2027", "P-2", "PVC", "", "40.0", "", "", "4000000"]);
     }
 
     #[test]

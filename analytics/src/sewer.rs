@@ -375,46 +375,12 @@ pub fn import_sewer_pipes(
     table.for_each_row(&mut report, |row, report| {
         let mut ok = true;
         let id = row.asset_id(id_col, report, &mut ok);
-        let material = match SewerMaterial::parse(row.get(material)) {
-            Ok(m) => m,
-            Err(e) => {
-                row.issue(report, material, Severity::Warning, format!("{e}; read as OTHER"));
-                SewerMaterial::Other
-            }
-        };
-        let length_m = match row.get(length).trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 => Some(v),
-            _ => {
-                row.reject(report, length, "length must be a number of metres above 0");
-                None
-            }
-        };
-        let installed = match row.get(installed).trim() {
-            "" => {
-                let why = "no install date; age taken from the material's median".to_owned();
-                row.issue(report, installed, Severity::Warning, why);
-                None
-            }
-            text => match parse_date(text) {
-                Some(d) => Some(d),
-                None => {
-                    row.reject(report, installed, &bad_date(text));
-                    ok = false;
-                    None
-                }
-            },
-        };
+        let material = row.or_other(report, material, SewerMaterial::parse(row.get(material)), SewerMaterial::Other);
+        let length_m = row.length_m(report, length);
+        let installed = row.install_date(report, installed, &mut ok);
         let diameter_mm = positive(row, report, diameter, "diameter");
         let depth_m = positive(row, report, depth, "depth");
-        let road_class = road.and_then(|i| {
-            let text = row.get(i).trim();
-            let r = RoadClass::parse(text);
-            if r.is_none() && !text.is_empty() {
-                let why = format!("road class {text:?} is not emergency, arterial or local; read as unknown");
-                row.issue(report, i, Severity::Warning, why);
-            }
-            r
-        });
+        let road_class = row.road_class(report, road);
         let district = district.map(|i| row.get(i).trim().to_owned()).filter(|d| !d.is_empty());
         if let (true, Some(id), Some(length_m)) = (ok, id, length_m) {
             if let Some(first) = first_line.get(&id) {

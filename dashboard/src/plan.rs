@@ -12,7 +12,7 @@
 
 use std::fmt::Write;
 
-use analytics::plan::{Budget, Deadline, Plan, PlanParams, PlanPipe, plan};
+use analytics::plan::{Budget, Deadline, Plan, PlanParams, PlanPipe, Scheduled, plan};
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -482,20 +482,25 @@ pub(crate) async fn plan_json(
     })))
 }
 
-const SCHEDULE_EN: [&str; 10] = [
-    "budget",
-    "fiscal_year",
-    "asset_id",
-    "material",
-    "diameter_mm",
-    "length_m",
-    "install_year",
-    "district",
-    "cost_yen",
-    "reason",
-];
-const SCHEDULE_JA: [&str; 10] =
-    ["予算案", "年度", "管路ID", "管種", "口径(mm)", "延長(m)", "布設年度", "配水区", "概算費用(円)", "選定理由"];
+/// The schedule's column names; the English ones are those `mizumori plan` writes too.
+fn schedule_head(lang: Lang) -> [&'static str; 10] {
+    if lang == Lang::Ja {
+        return [
+            "予算案",
+            "年度",
+            "管路ID",
+            "管種",
+            "口径(mm)",
+            "延長(m)",
+            "布設年度",
+            "配水区",
+            "概算費用(円)",
+            "選定理由",
+        ];
+    }
+    let [fiscal_year, id, material, diameter, length, installed, district, cost] = Scheduled::CELL_NAMES;
+    ["budget", fiscal_year, id, material, diameter, length, installed, district, cost, "reason"]
+}
 
 fn reason_label(lang: Lang, r: analytics::plan::Reason) -> &'static str {
     use analytics::plan::Reason::*;
@@ -511,19 +516,9 @@ fn schedule_rows(lang: Lang, pipes: &[PlanPipe], plans: &[Plan]) -> Vec<[String;
     for p in plans {
         let b = budget_label(lang, p.params.budget);
         for s in &p.schedule {
-            let pipe = &pipes[s.pipe];
-            rows.push([
-                b.clone(),
-                s.fiscal_year.to_string(),
-                pipe.asset_id.clone(),
-                pipe.material.code().to_owned(),
-                pipe.diameter_mm.map(|d| d.to_string()).unwrap_or_default(),
-                format!("{:.1}", pipe.length_m),
-                pipe.install_year.map(|y| y.to_string()).unwrap_or_default(),
-                pipe.district.clone().unwrap_or_default(),
-                format!("{:.0}", s.cost_yen),
-                reason_label(lang, s.reason).to_owned(),
-            ]);
+            let [fiscal_year, id, material, diameter, length, installed, district, cost] = s.cells(pipes);
+            let reason = reason_label(lang, s.reason).to_owned();
+            rows.push([b.clone(), fiscal_year, id, material, diameter, length, installed, district, cost, reason]);
         }
     }
     rows
@@ -531,7 +526,7 @@ fn schedule_rows(lang: Lang, pipes: &[PlanPipe], plans: &[Plan]) -> Vec<[String;
 
 fn csv_text(lang: Lang, pipes: &[PlanPipe], plans: &[Plan]) -> Result<Vec<u8>, AppError> {
     let mut w = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
-    let headers = if lang == Lang::Ja { SCHEDULE_JA } else { SCHEDULE_EN };
+    let headers = schedule_head(lang);
     let io = |e: csv::Error| AppError::Internal(format!("plan CSV: {e}"));
     w.write_record(headers).map_err(io)?;
     for r in schedule_rows(lang, pipes, plans) {
@@ -571,7 +566,7 @@ fn xlsx(lang: Lang, pipes: &[PlanPipe], plans: &[Plan]) -> Result<Vec<u8>, XlsxE
     summary.set_freeze_panes(1, 0)?;
     let ws = wb.add_worksheet();
     ws.set_name(t(lang, "schedule", "更新計画表"))?;
-    let headers = if lang == Lang::Ja { SCHEDULE_JA } else { SCHEDULE_EN };
+    let headers = schedule_head(lang);
     for (c, h) in headers.iter().enumerate() {
         ws.write_string_with_format(0, c as u16, *h, &bold)?;
     }
@@ -839,7 +834,7 @@ fn report_inputs(
             "各年度、方針の期限分を先に、次に費用あたり回避破損件数の大きい管路から選びます。年度予算を超えることはありません。単価は概算の既定値です。",
         )),
     );
-    let head = if lang == Lang::Ja { SCHEDULE_JA } else { SCHEDULE_EN };
+    let head = schedule_head(lang);
     put("schedule_head", strs(head.iter().map(|h| (*h).to_owned()).collect()));
     let rows: Vec<Vec<String>> = schedule_rows(lang, pipes, plans)
         .into_iter()

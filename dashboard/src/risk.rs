@@ -463,50 +463,30 @@ fn filter_form(lang: Lang, t: &Table, choices: &Choices) -> String {
 }
 
 fn rows_table(lang: Lang, t: &Table, rows: &[RiskRow], year: i32) -> String {
-    let columns: [(RiskSort, Msg); 11] = [
-        (RiskSort::Rank, Msg::Rank),
-        (RiskSort::AssetId, Msg::AssetId),
-        (RiskSort::Material, Msg::Material),
-        (RiskSort::Diameter, Msg::DiameterMm),
-        (RiskSort::Length, Msg::LengthM),
-        (RiskSort::InstallYear, Msg::InstallYear),
-        (RiskSort::PriorBreaks, Msg::PriorBreaks),
-        (RiskSort::ExpectedBreaks, Msg::ExpectedBreaks),
-        (RiskSort::Probability, Msg::Probability),
-        (RiskSort::Rank, Msg::LofCof),
-        (RiskSort::Risk, Msg::RiskGrade),
+    // The LoF/CoF column sorts like the rank (LoF follows the rank); only the rank links.
+    let columns: [(Option<RiskSort>, Msg); 11] = [
+        (Some(RiskSort::Rank), Msg::Rank),
+        (Some(RiskSort::AssetId), Msg::AssetId),
+        (Some(RiskSort::Material), Msg::Material),
+        (Some(RiskSort::Diameter), Msg::DiameterMm),
+        (Some(RiskSort::Length), Msg::LengthM),
+        (Some(RiskSort::InstallYear), Msg::InstallYear),
+        (Some(RiskSort::PriorBreaks), Msg::PriorBreaks),
+        (Some(RiskSort::ExpectedBreaks), Msg::ExpectedBreaks),
+        (Some(RiskSort::Probability), Msg::Probability),
+        (None, Msg::LofCof),
+        (Some(RiskSort::Risk), Msg::RiskGrade),
     ];
-    let mut s = String::from("<div class=\"scroll\"><table class=\"risk\"><thead><tr>");
-    for (i, (key, msg)) in columns.iter().enumerate() {
-        // The LoF/CoF column sorts like the rank (LoF follows the rank); link it only once.
-        if i == 9 {
-            let _ = write!(s, "<th scope=\"col\">{}</th>", lang.t(*msg));
-            continue;
-        }
-        let current = t.query.sort == *key;
-        let next_desc = if current {
-            !t.query.descending
-        } else {
-            !matches!(key, RiskSort::Rank | RiskSort::AssetId | RiskSort::Material)
-        };
-        let aria = match (current, t.query.descending) {
-            (true, true) => " aria-sort=\"descending\"",
-            (true, false) => " aria-sort=\"ascending\"",
-            _ => "",
-        };
-        let arrow = match (current, t.query.descending) {
-            (true, true) => " ▼",
-            (true, false) => " ▲",
-            _ => "",
-        };
-        let _ = write!(
-            s,
-            "<th scope=\"col\"{aria}><a href=\"/risk?{q}\">{label}{arrow}</a></th>",
-            q = table_query(t, *key, next_desc, 1),
-            label = lang.t(*msg),
-        );
-    }
-    s.push_str("</tr></thead><tbody>");
+    let head = params::sort_header(
+        lang,
+        "/risk",
+        &columns,
+        t.query.sort,
+        t.query.descending,
+        |k| matches!(k, RiskSort::Rank | RiskSort::AssetId | RiskSort::Material),
+        |k, desc| table_query(t, k, desc, 1),
+    );
+    let mut s = format!("<div class=\"scroll\"><table class=\"risk\">{head}<tbody>");
     for r in rows {
         let age = r.install_year.map(|y| year - y);
         let _ = write!(

@@ -356,44 +356,29 @@ fn curves_table(lang: Lang, curves: &[SewerCurve]) -> String {
 }
 
 fn rows_table(lang: Lang, t: &Table, rows: &[SewerRow], year: i32) -> String {
-    let columns: [(SewerSort, Msg); 10] = [
-        (SewerSort::Priority, Msg::Priority),
-        (SewerSort::SpanId, Msg::SpanId),
-        (SewerSort::Material, Msg::Material),
-        (SewerSort::Diameter, Msg::DiameterMm),
-        (SewerSort::Length, Msg::LengthM),
-        (SewerSort::InstallYear, Msg::InstallYear),
-        (SewerSort::Priority, Msg::SewerDistrict),
-        (SewerSort::Grade, Msg::LatestGrade),
-        (SewerSort::PGradeII, Msg::PGradeII),
-        (SewerSort::PGradeI, Msg::PGradeI),
+    // Districts are a filter, not a sort key.
+    let columns: [(Option<SewerSort>, Msg); 10] = [
+        (Some(SewerSort::Priority), Msg::Priority),
+        (Some(SewerSort::SpanId), Msg::SpanId),
+        (Some(SewerSort::Material), Msg::Material),
+        (Some(SewerSort::Diameter), Msg::DiameterMm),
+        (Some(SewerSort::Length), Msg::LengthM),
+        (Some(SewerSort::InstallYear), Msg::InstallYear),
+        (None, Msg::SewerDistrict),
+        (Some(SewerSort::Grade), Msg::LatestGrade),
+        (Some(SewerSort::PGradeII), Msg::PGradeII),
+        (Some(SewerSort::PGradeI), Msg::PGradeI),
     ];
-    let mut s = String::from("<div class=\"scroll\"><table class=\"sewer\"><thead><tr>");
-    for (i, (key, msg)) in columns.iter().enumerate() {
-        // Districts are a filter, not a sort key.
-        if i == 6 {
-            let _ = write!(s, "<th scope=\"col\">{}</th>", lang.t(*msg));
-            continue;
-        }
-        let current = t.query.sort == *key;
-        let next_desc = if current {
-            !t.query.descending
-        } else {
-            !matches!(key, SewerSort::Priority | SewerSort::SpanId | SewerSort::Material)
-        };
-        let (aria, arrow) = match (current, t.query.descending) {
-            (true, true) => (" aria-sort=\"descending\"", " ▼"),
-            (true, false) => (" aria-sort=\"ascending\"", " ▲"),
-            _ => ("", ""),
-        };
-        let _ = write!(
-            s,
-            "<th scope=\"col\"{aria}><a href=\"/sewer?{q}\">{label}{arrow}</a></th>",
-            q = table_query(t, *key, next_desc, 1),
-            label = lang.t(*msg),
-        );
-    }
-    s.push_str("</tr></thead><tbody>");
+    let head = params::sort_header(
+        lang,
+        "/sewer",
+        &columns,
+        t.query.sort,
+        t.query.descending,
+        |k| matches!(k, SewerSort::Priority | SewerSort::SpanId | SewerSort::Material),
+        |k, desc| table_query(t, k, desc, 1),
+    );
+    let mut s = format!("<div class=\"scroll\"><table class=\"sewer\">{head}<tbody>");
     for r in rows {
         let age = r.install_year.map(|y| year - y);
         let seen = r.latest_date.map(|d| format!("<br><small>{d}</small>")).unwrap_or_default();

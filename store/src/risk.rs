@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 
 use crate::StoreError;
-use crate::sqlite_file::SqliteFile;
+use crate::sqlite_file::{RunColumn, SqliteFile, distinct_values};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS risk_run (
@@ -583,23 +583,11 @@ impl RiskStore for SqliteRisk {
     }
 
     async fn materials(&self, run: i64) -> Result<Vec<String>, StoreError> {
-        self.call(move |c| {
-            let mut stmt = c.prepare("SELECT DISTINCT material FROM risk_pipe WHERE run = ?1 ORDER BY material")?;
-            let v = stmt.query_map(params![run], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-            Ok(v)
-        })
-        .await
+        self.call(move |c| distinct_values(c, run, RunColumn::RiskMaterial)).await
     }
 
     async fn districts(&self, run: i64) -> Result<Vec<String>, StoreError> {
-        self.call(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT DISTINCT district FROM risk_pipe WHERE run = ?1 AND district IS NOT NULL ORDER BY district",
-            )?;
-            let v = stmt.query_map(params![run], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-            Ok(v)
-        })
-        .await
+        self.call(move |c| distinct_values(c, run, RunColumn::RiskDistrict)).await
     }
 
     async fn summary(&self, run: i64, year: i32, years: i32) -> Result<RegisterSummary, StoreError> {

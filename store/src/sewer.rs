@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 
 use crate::StoreError;
-use crate::sqlite_file::SqliteFile;
+use crate::sqlite_file::{RunColumn, SqliteFile, distinct_values};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sewer_run (
@@ -584,23 +584,11 @@ impl SewerStore for SqliteSewer {
     }
 
     async fn materials(&self, run: i64) -> Result<Vec<String>, StoreError> {
-        self.call(move |c| {
-            let mut stmt = c.prepare("SELECT DISTINCT material FROM sewer_span WHERE run = ?1 ORDER BY material")?;
-            let v = stmt.query_map(params![run], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-            Ok(v)
-        })
-        .await
+        self.call(move |c| distinct_values(c, run, RunColumn::SewerMaterial)).await
     }
 
     async fn districts(&self, run: i64) -> Result<Vec<String>, StoreError> {
-        self.call(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT DISTINCT district FROM sewer_span WHERE run = ?1 AND district IS NOT NULL ORDER BY district",
-            )?;
-            let v = stmt.query_map(params![run], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-            Ok(v)
-        })
-        .await
+        self.call(move |c| distinct_values(c, run, RunColumn::SewerDistrict)).await
     }
 }
 
