@@ -303,14 +303,19 @@ mod tests {
     use chrono::TimeZone;
     use model::{DeviceId, PointName};
 
-    /// Runs `nights` days of 30-s readings from a Wednesday 00:00 JST; `flow(night, minute)`
-    /// gives the flow of each minute of each day. Returns (day, condition) of each signal.
-    fn run(days: i64, flow: impl Fn(i64, i64) -> f64) -> Vec<(i64, bool, f64)> {
+    /// A leak detector with the default settings on fm01's flow, and that input.
+    fn detector() -> (Input, Leak) {
         let input = Input { device: DeviceId::new("fm01").unwrap(), point: PointName::new("flow").unwrap() };
         let params = LeakParams::new(input.clone());
         let spec =
             DetectorSpec { name: "dma01".into(), asset: "dma01".into(), kind: DetectorKind::Leak(params.clone()) };
-        let mut d = Leak::new(&spec, params);
+        (input, Leak::new(&spec, params))
+    }
+
+    /// Runs `nights` days of 30-s readings from a Wednesday 00:00 JST; `flow(night, minute)`
+    /// gives the flow of each minute of each day. Returns (day, condition) of each signal.
+    fn run(days: i64, flow: impl Fn(i64, i64) -> f64) -> Vec<(i64, bool, f64)> {
+        let (input, mut d) = detector();
         // Wednesday 2026-04-01 00:00 JST.
         let t0 = Utc.with_ymd_and_hms(2026, 3, 31, 15, 0, 0).unwrap();
         let (mut out, mut got) = (Vec::new(), Vec::new());
@@ -364,11 +369,7 @@ mod tests {
     fn nights_with_a_burst_or_planned_flushing_stay_out_of_the_baseline() {
         // Issue #5 (seed 5 of the scored week): with two earlier nights, one with a burst open
         // all night, the median and the spread were so high that a growing leak went unseen.
-        let input = Input { device: DeviceId::new("fm01").unwrap(), point: PointName::new("flow").unwrap() };
-        let params = LeakParams::new(input.clone());
-        let spec =
-            DetectorSpec { name: "dma01".into(), asset: "dma01".into(), kind: DetectorKind::Leak(params.clone()) };
-        let mut d = Leak::new(&spec, params);
+        let (input, mut d) = detector();
         let t0 = Utc.with_ymd_and_hms(2026, 3, 31, 15, 0, 0).unwrap();
         let at = |day: i64, hour: i64| t0 + chrono::Duration::days(day) + chrono::Duration::hours(hour);
         // Day 1: a burst from 01:00 to 06:00 (seen by the burst detector). Day 2: flushing
