@@ -105,6 +105,10 @@ impl Metrics {
     pub fn alert_store_error(&self) {
         self.alert_store_errors.fetch_add(1, Ordering::Relaxed);
     }
+    /// Alert changes the store refused after the retries (also `collector_alert_store_errors_total`).
+    pub fn alert_store_errors_total(&self) -> u64 {
+        self.alert_store_errors.load(Ordering::Relaxed)
+    }
     pub fn alert_raised(&self) {
         self.alerts_raised.fetch_add(1, Ordering::Relaxed);
     }

@@ -309,7 +309,8 @@ pub async fn run(scenario: &Scenario, rules: &RuleSet, opts: &ScoreOptions) -> a
             p.planned_works = opts.planned_works;
         }
     }
-    let mut engine = Engine::new(&rules, store.clone(), Arc::default(), start).await?;
+    let metrics = Arc::new(collector::Metrics::default());
+    let mut engine = Engine::new(&rules, store.clone(), metrics.clone(), start).await?;
     if opts.planned_works {
         // Through the real register, as `mizumori works add` enters it.
         let works = store::SqliteWorks::open(&opts.store_path).await?;
@@ -372,6 +373,10 @@ pub async fn run(scenario: &Scenario, rules: &RuleSet, opts: &ScoreOptions) -> a
         }
     }
     let end = sim.now();
+    // The engine logs a change the store refused and goes on (collection must); a score over
+    // alerts that were never stored would be wrong (a full disk once "missed" a burst here).
+    let refused = metrics.alert_store_errors_total();
+    anyhow::ensure!(refused == 0, "the alert store refused {refused} alert changes during the run; no score");
     let alerts = store.alerts(&AlertQuery::default()).await?;
     let events: Vec<EventRecord> = sim.events().iter().filter(|e| e.start < end).cloned().collect();
     let fed_by: HashMap<String, String> =
