@@ -51,7 +51,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use model::{Reading, Severity};
 
-use super::{Bins, DayProfile, Detector, DetectorSpec, Input, Signal, local_hour, output};
+use super::{Bins, DayProfile, Detector, DetectorSpec, Input, Signal, local_hour, output, water_works};
 use crate::alerts::eval::Rule;
 
 /// Settings of one district's burst detector (validated from a `[[detector]]` table).
@@ -844,10 +844,7 @@ impl Detector for Burst {
     }
 
     fn set_works(&mut self, works: &[store::PlannedWork]) {
-        self.works.clear();
-        self.works.extend(
-            works.iter().filter(|w| w.kind.moves_water() && w.target == self.rules[0].asset).map(|w| (w.from, w.to)),
-        );
+        self.works = water_works(works, &self.rules[0].asset);
     }
 }
 

@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Utc};
 use model::{Reading, Severity};
 
-use super::{Detector, DetectorSpec, Input, Signal, output};
+use super::{Detector, DetectorSpec, Input, Signal, output, water_works};
 use crate::alerts::eval::Rule;
 
 /// Settings of one district's leak-growth detector.
@@ -273,10 +273,7 @@ impl Detector for Leak {
     }
 
     fn set_works(&mut self, works: &[store::PlannedWork]) {
-        self.works.clear();
-        self.works.extend(
-            works.iter().filter(|w| w.kind.moves_water() && w.target == self.rules[0].asset).map(|w| (w.from, w.to)),
-        );
+        self.works = water_works(works, &self.rules[0].asset);
     }
 
     fn on_reading(&mut self, _input: usize, r: &Reading, out: &mut Vec<Signal>) {

@@ -258,6 +258,12 @@ impl Detectors {
     }
 }
 
+/// The windows of planned works that move water (flushing, valve work) in `asset`, from a
+/// snapshot of the register: what the burst and leak detectors of a district set aside.
+pub(crate) fn water_works(works: &[store::PlannedWork], asset: &str) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    works.iter().filter(|w| w.kind.moves_water() && w.target == asset).map(|w| (w.from, w.to)).collect()
+}
+
 /// Hours of local time, for operational knowledge such as when crews flush hydrants.
 pub(crate) fn local_hour(t: DateTime<Utc>, utc_offset_h: f64) -> f64 {
     let secs = (t.timestamp() as f64 + utc_offset_h * 3600.0).rem_euclid(86_400.0);
